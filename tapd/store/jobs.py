@@ -1,0 +1,65 @@
+"""What the job store holds about one UWS job, as frozen values.
+
+Parameter names are stored upper-case (DALI 3.1: names are case-insensitive);
+every parameter is a list of values because UPLOAD is multi-valued and a
+repeated single-valued parameter must be reported when the job runs (DALI 3.2).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from tapd.store.phases import JobPhase
+
+#: Parameters whose values accumulate instead of replacing (TAP 1.1 §2.7.6).
+MULTI_VALUED_PARAMETERS = frozenset({"UPLOAD"})
+
+
+@dataclass(frozen=True)
+class ResultEntry:
+    """One file in the job's result list (UWS ``<uws:result>``)."""
+
+    result_id: str
+    filename: str  # relative to the job directory
+    mime_type: str
+    size: int
+    rows: int
+    overflow: bool
+
+
+@dataclass(frozen=True)
+class ErrorSummary:
+    """UWS errorSummary: ``type`` is ``fatal`` or ``transient``."""
+
+    message: str
+    type: str = "fatal"
+    has_detail: bool = True
+
+
+@dataclass(frozen=True)
+class Job:
+    """A UWS job row."""
+
+    job_id: str
+    phase: JobPhase
+    creation_time: dt.datetime
+    execution_duration: int  # seconds, 0 = unlimited
+    run_id: str | None = None
+    owner: str | None = None
+    start_time: dt.datetime | None = None
+    end_time: dt.datetime | None = None
+    destruction: dt.datetime | None = None
+    quote: dt.datetime | None = None
+    parameters: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    error: ErrorSummary | None = None
+    results: tuple[ResultEntry, ...] = ()
+    runner_host: str | None = None
+    runner_pid: int | None = None
+    runner_instance: str | None = None
+
+    def parameter(self, name: str) -> str | None:
+        """The single value of a parameter (case-insensitive name), or None."""
+        values = self.parameters.get(name.upper())
+        return values[-1] if values else None

@@ -1,0 +1,24 @@
+"""The test harness itself: a private cluster with working pgsphere geometry."""
+
+import psycopg
+
+
+def test_fresh_database_has_working_pgsphere(dsn: str) -> None:
+    with psycopg.connect(dsn) as conn:
+        inside = conn.execute(
+            "SELECT spoint(radians(10), radians(20)) <@ scircle(spoint(radians(10.5), radians(20)), radians(1))"
+        ).fetchone()
+        outside = conn.execute(
+            "SELECT spoint(radians(10), radians(20)) <@ scircle(spoint(radians(15), radians(20)), radians(1))"
+        ).fetchone()
+    assert inside == (True,)
+    assert outside == (False,)
+
+
+def test_cluster_survives_restart(pg_cluster, dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (x int)")
+        conn.execute("INSERT INTO t VALUES (42)")
+    pg_cluster.restart()
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT x FROM t").fetchone() == (42,)
