@@ -1,0 +1,330 @@
+"""Reading a request's parameters: query string, urlencoded or multipart body, with limits.
+
+DALI 2.2: parameters may come in the query string or a POST body encoded as
+``application/x-www-form-urlencoded`` or ``multipart/form-data``. The body is
+read as a stream and refused (413) once it exceeds ``request_max_bytes``;
+multipart parts that carry a file name, or that an ``UPLOAD=name,param:part``
+refers to, are written to files in a spool directory and refused (413) above
+``upload_max_bytes``. Everything else is a text parameter.
+
+The multipart parser is python-multipart's low-level ``MultipartParser``, which
+Debian 12 (0.0.5, module ``multipart``) and current PyPI (module
+``python_multipart``) both have with the same callbacks.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import parse_qsl
+
+from tapd.http.problems import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+try:  # current PyPI
+    from python_multipart.exceptions import FormParserError
+    from python_multipart.multipart import MultipartParser, parse_options_header
+except ImportError:  # Debian 12's python3-multipart 0.0.5
+    from multipart.exceptions import FormParserError  # type: ignore[no-redef]
+    from multipart.multipart import MultipartParser, parse_options_header  # type: ignore[no-redef]
+
+#: Upload part names usable as file names: ``param:<name>`` (DALI 3.4.5).
+PART_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")
+
+#: Largest text (non-file) form field kept in memory, bytes.
+MAX_TEXT_FIELD = 1_000_000
+
+
+@dataclass
+class UploadedPart:
+    """A multipart part spooled to a file."""
+
+    name: str
+    filename: str | None
+    path: Path
+    size: int
+
+
+@dataclass
+class RequestForm:
+    """All parameters of one request, in the order they came."""
+
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    parts: dict[str, UploadedPart] = field(default_factory=dict)
+
+    def values(self, name: str) -> list[str]:
+        """Every value of the (case-insensitive) parameter ``name``."""
+        wanted = name.upper()
+        return [v for k, v in self.fields if k.upper() == wanted]
+
+    def last(self, name: str) -> str | None:
+        found = self.values(name)
+        return found[-1] if found else None
+
+    def discard_files(self) -> None:
+        """Delete the spooled part files (after they were moved or used)."""
+        for part in self.parts.values():
+            part.path.unlink(missing_ok=True)
+
+
+@dataclass
+class Limits:
+    request_max_bytes: int
+    upload_max_bytes: int
+
+
+def parse_query_string(query: bytes | str) -> list[tuple[str, str]]:
+    """Name/value pairs of a query string; malformed UTF-8 is a 400."""
+    if isinstance(query, bytes):
+        query = query.decode("latin-1")
+    try:
+        return parse_qsl(query, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise BadRequest("the query string is not valid UTF-8 after percent-decoding") from None
+
+
+def referenced_parts(fields: list[tuple[str, str]]) -> set[str]:
+    """Part names that ``UPLOAD=table,param:part`` values refer to."""
+    names = set()
+    for key, value in fields:
+        if key.upper() != "UPLOAD":
+            continue
+        for item in value.split(";"):
+            _, _, uri = item.partition(",")
+            if uri.strip().startswith("param:"):
+                names.add(uri.strip()[len("param:") :])
+    return names
+
+
+async def read_form(
+    content_type: str | None,
+    content_length: str | None,
+    body: AsyncIterator[bytes],
+    query_string: bytes,
+    limits: Limits,
+    spool_dir: Path,
+) -> RequestForm:
+    """Parse the query string and body of a request into a ``RequestForm``."""
+    form = RequestForm(fields=parse_query_string(query_string))
+    if content_length is not None:
+        try:
+            declared = int(content_length)
+        except ValueError:
+            raise BadRequest(f"Content-Length {content_length!r} is not a number") from None
+        if declared > limits.request_max_bytes:
+            raise PayloadTooLarge(
+                f"request body of {declared} bytes exceeds the limit of "
+                f"{limits.request_max_bytes} bytes"
+            )
+    media, options = parse_options_header(content_type or "")
+    media_type = media.decode("latin-1").lower() if isinstance(media, bytes) else str(media).lower()
+    if media_type == "multipart/form-data":
+        boundary = options.get(b"boundary")
+        if not boundary:
+            raise BadRequest(
+                "malformed multipart/form-data request: the Content-Type has no boundary"
+            )
+        await _read_multipart(form, boundary, body, limits, spool_dir)
+    elif media_type == "application/x-www-form-urlencoded":
+        data = await _read_all(body, limits.request_max_bytes)
+        form.fields += parse_query_string(data)
+    else:
+        data = await _read_all(body, limits.request_max_bytes)
+        if data.strip():
+            raise UnsupportedMediaType(
+                f"cannot read a request body of type {media_type or 'unknown'!r}: "
+                "send application/x-www-form-urlencoded or multipart/form-data"
+            )
+    return form
+
+
+async def _read_all(body: AsyncIterator[bytes], limit: int) -> bytes:
+    chunks = []
+    size = 0
+    async for chunk in body:
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@dataclass
+class _Part:
+    name: str | None = None
+    filename: str | None = None
+    file: IO[bytes] | None = None
+    path: Path | None = None
+    data: bytearray = field(default_factory=bytearray)
+    size: int = 0
+    oversize: bool = False
+
+
+class _MultipartCollector:
+    """python-multipart callbacks gathering parts into a ``RequestForm``."""
+
+    def __init__(self, limits: Limits, spool_dir: Path) -> None:
+        self.limits = limits
+        self.spool_dir = spool_dir
+        self.parts: list[_Part] = []
+        self.current = _Part()
+        self.header_field = bytearray()
+        self.header_value = bytearray()
+        self.headers: dict[bytes, bytes] = {}
+        self.finished = False
+        self.counter = 0
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_header_field": lambda d, s, e: self.header_field.extend(d[s:e]),
+            "on_header_value": lambda d, s, e: self.header_value.extend(d[s:e]),
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+            "on_end": self.on_end,
+        }
+
+    def on_part_begin(self) -> None:
+        self.current = _Part()
+        self.headers = {}
+
+    def on_header_end(self) -> None:
+        self.headers[bytes(self.header_field).lower()] = bytes(self.header_value)
+        self.header_field.clear()
+        self.header_value.clear()
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
+        name = options.get(b"name")
+        filename = options.get(b"filename")
+        self.current.name = name.decode("utf-8", "replace") if name is not None else None
+        self.current.filename = (
+            filename.decode("utf-8", "replace") if filename is not None else None
+        )
+        if self.current.filename is not None:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Move the current part to a file (file uploads, or text grown too big)."""
+        self.counter += 1
+        path = self.spool_dir / f"part-{os.getpid()}-{id(self)}-{self.counter}"
+        self.current.path = path
+        self.current.file = path.open("wb")
+        self.current.file.write(self.current.data)
+        self.current.data = bytearray()
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        part = self.current
+        part.size += end - start
+        if part.oversize:
+            return
+        if part.size > self.limits.upload_max_bytes:
+            part.oversize = True
+            return
+        if part.file is None and part.size > MAX_TEXT_FIELD:
+            self._spill()
+        if part.file is not None:
+            part.file.write(data[start:end])
+        else:
+            part.data.extend(data[start:end])
+
+    def on_part_end(self) -> None:
+        if self.current.file is not None:
+            self.current.file.close()
+        self.parts.append(self.current)
+
+    def on_end(self) -> None:
+        self.finished = True
+
+    def cleanup(self) -> None:
+        for part in [*self.parts, self.current]:
+            if part.file is not None:
+                part.file.close()
+            if part.path is not None:
+                part.path.unlink(missing_ok=True)
+
+
+async def _read_multipart(
+    form: RequestForm,
+    boundary: bytes,
+    body: AsyncIterator[bytes],
+    limits: Limits,
+    spool_dir: Path,
+) -> None:
+    collector = _MultipartCollector(limits, spool_dir)
+    parser = MultipartParser(boundary, collector.callbacks())
+    size = 0
+    try:
+        async for chunk in body:
+            size += len(chunk)
+            if size > limits.request_max_bytes:
+                raise PayloadTooLarge(
+                    f"request body exceeds the limit of {limits.request_max_bytes} bytes"
+                )
+            parser.write(chunk)
+        parser.finalize()
+        if not collector.finished:
+            raise BadRequest(
+                "malformed multipart/form-data request: the body ended before the closing boundary"
+            )
+        _collect(form, collector, limits, spool_dir)
+    except FormParserError as exc:
+        collector.cleanup()
+        raise BadRequest(f"malformed multipart/form-data request: {exc}") from None
+    except BaseException:
+        collector.cleanup()
+        raise
+
+
+def _collect(
+    form: RequestForm, collector: _MultipartCollector, limits: Limits, spool_dir: Path
+) -> None:
+    for part in collector.parts:
+        if part.oversize:
+            what = f"uploaded table {part.name!r}" if part.name else "a multipart part"
+            raise PayloadTooLarge(
+                f"{what} is larger than the upload limit of {limits.upload_max_bytes} bytes"
+            )
+    text_fields: list[tuple[str, str]] = []
+    text_parts: list[_Part] = []
+    for part in collector.parts:
+        if part.name is None:
+            continue
+        if part.path is None:
+            text_parts.append(part)
+    referenced = referenced_parts(
+        form.fields + [(p.name or "", p.data.decode("utf-8", "replace")) for p in text_parts]
+    )
+    for part in collector.parts:
+        if part.name is None:
+            continue
+        if part.path is None and part.name not in referenced:
+            try:
+                text_fields.append((part.name, part.data.decode("utf-8")))
+            except UnicodeDecodeError:
+                raise BadRequest(
+                    f"multipart field {part.name!r} is not UTF-8 text "
+                    "(send files with a filename, or reference them in UPLOAD as param:NAME)"
+                ) from None
+            continue
+        if part.filename is None and part.name not in referenced:
+            raise PayloadTooLarge(
+                f"multipart field {part.name!r} is longer than {MAX_TEXT_FIELD} bytes"
+            )
+        if part.path is None:
+            collector.current = part
+            collector._spill()
+            part.file.close()  # type: ignore[union-attr]
+        if not PART_NAME.match(part.name):
+            raise BadRequest(
+                f"multipart part name {part.name!r} is not usable: "
+                "use letters, digits, '_', '.' or '-'"
+            )
+        assert part.path is not None
+        form.parts[part.name] = UploadedPart(part.name, part.filename, part.path, part.size)
+    form.fields += text_fields
