@@ -1,0 +1,409 @@
+"""TAP_UPLOAD: user tables sent with a query, visible as ``TAP_UPLOAD.name`` to that query only.
+
+``UPLOAD=name,URI`` (TAP 1.1 §2.7.6, DALI 3.4.5) names a VOTable either sent
+in the same multipart request (``param:part``, stored as a file) or fetched
+from an http(s) URL on the configured allow-list. ``load_uploads`` parses each
+VOTable with astropy, creates a temporary table for it on the query's
+connection (read-write transaction, before the read-only one: PostgreSQL
+refuses CREATE in read-only transactions), copies the rows in, grants SELECT to
+the query role, and returns the ``CatalogTable``s to pass to
+``Catalog.with_uploads``. Temporary tables die with the session;
+``drop_uploads`` removes them earlier (pooled connections).
+
+Type mapping (VOTable -> PostgreSQL) is data, as in ``tapd.sqltypes``; DALI
+geometry xtypes become pgsphere types so uploaded positions can be joined
+with CONTAINS/DISTANCE, and ``timestamp`` becomes ``timestamp``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from psycopg import sql
+
+from tapd.catalog import CatalogColumn, CatalogTable
+from tapd.columns import ColumnMeta
+from tapd.errors import TapdError
+
+#: Sub-directory of a job directory holding its inline upload parts.
+UPLOADS_DIR = "uploads"
+
+#: DALI 3.4.5: an upload name is an ADQL regular identifier without schema.
+UPLOAD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+PART_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")
+REGULAR_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+#: Scalar VOTable datatypes -> PostgreSQL column types.
+SCALAR_TYPES: dict[str, str] = {
+    "boolean": "boolean",
+    "bit": "boolean",
+    "unsignedByte": "smallint",
+    "short": "smallint",
+    "int": "integer",
+    "long": "bigint",
+    "float": "real",
+    "double": "double precision",
+    "char": "text",
+    "unicodeChar": "text",
+}
+
+#: DALI xtypes that have a pgsphere type.
+GEOMETRY_TYPES: dict[str, str] = {"point": "spoint", "circle": "scircle", "polygon": "spoly"}
+
+
+class UploadError(TapdError):
+    """An UPLOAD that cannot be used; the message names the upload."""
+
+
+@dataclass(frozen=True)
+class UploadSpec:
+    """One ``name,URI`` item of the UPLOAD parameter."""
+
+    table: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    max_bytes: int
+    max_rows: int
+    url_allow: tuple[str, ...] = ()
+    fetch_timeout: float = 30.0
+
+
+def parse_upload_parameter(values: Sequence[str]) -> list[UploadSpec]:
+    """The uploads an UPLOAD parameter asks for (values accumulate; ``;`` separates items)."""
+    specs: list[UploadSpec] = []
+    seen: set[str] = set()
+    for value in values:
+        for item in value.split(";"):
+            if not item.strip():
+                continue
+            name, comma, uri = item.partition(",")
+            name, uri = name.strip(), uri.strip()
+            if not comma or not uri:
+                raise UploadError(f"UPLOAD {item.strip()!r} must have the form name,URI")
+            if not UPLOAD_NAME.match(name):
+                raise UploadError(
+                    f"UPLOAD table name {name!r} is not an ADQL regular identifier "
+                    "(a letter, then letters, digits or '_')"
+                )
+            if name.lower() in seen:
+                raise UploadError(f"UPLOAD table name {name!r} is given twice")
+            seen.add(name.lower())
+            specs.append(UploadSpec(name, uri))
+    return specs
+
+
+def part_path(job_dir: Path, part: str) -> Path:
+    """Where the inline upload part ``part`` of a job is stored."""
+    if not PART_NAME.match(part):
+        raise UploadError(f"upload part name {part!r} is not usable")
+    return job_dir / UPLOADS_DIR / part
+
+
+def fetch_url(url: str, limits: UploadLimits, directory: Path) -> Path:
+    """Download an allowed http(s) URL into ``directory``: size-limited, redirects checked."""
+    if not url.lower().startswith(("http://", "https://")):
+        raise UploadError(f"UPLOAD URI {url!r} is not supported: use param:NAME or an http(s) URL")
+    if not _allowed(url, limits.url_allow):
+        raise UploadError(
+            f"UPLOAD from {url!r} is not allowed: this service fetches uploads only from "
+            + (
+                ", ".join(limits.url_allow)
+                if limits.url_allow
+                else "nowhere (send the table inline)"
+            )
+        )
+    opener = urllib.request.build_opener(_AllowListRedirects(limits.url_allow))
+    target = Path(tempfile.mkstemp(dir=directory, prefix="upload-url-")[1])
+    try:
+        with opener.open(url, timeout=limits.fetch_timeout) as response, target.open("wb") as out:
+            size = 0
+            while chunk := response.read(65536):
+                size += len(chunk)
+                if size > limits.max_bytes:
+                    raise UploadError(
+                        f"UPLOAD from {url!r} is larger than the limit of {limits.max_bytes} bytes"
+                    )
+                out.write(chunk)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        target.unlink(missing_ok=True)
+        reason = getattr(exc, "reason", exc)
+        raise UploadError(f"UPLOAD from {url!r} could not be fetched: {reason}") from None
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _allowed(url: str, prefixes: Sequence[str]) -> bool:
+    return any(url.startswith(prefix) for prefix in prefixes)
+
+
+class _AllowListRedirects(urllib.request.HTTPRedirectHandler):
+    def __init__(self, prefixes: Sequence[str]) -> None:
+        self.prefixes = prefixes
+
+    def redirect_request(
+        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> Any:
+        if not _allowed(newurl, self.prefixes):
+            raise UploadError(
+                f"UPLOAD from {req.full_url!r} redirects to {newurl!r}, which is not allowed"
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+@dataclass(frozen=True)
+class UploadColumn:
+    """A column of an uploaded table: its ADQL name, PostgreSQL type and VOTable metadata."""
+
+    name: str  # as ADQL sees it (quotes included when not a regular identifier)
+    sql_name: str
+    pg_type: str
+    meta: ColumnMeta
+    convert: Callable[[Any], Any]
+
+
+def read_votable(path: Path, label: str, max_rows: int) -> tuple[list[UploadColumn], Any]:
+    """Columns and rows (numpy masked record array) of the first table of a VOTable file."""
+    import warnings
+
+    from astropy.io import votable
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            document = votable.parse(str(path), verify="ignore")
+            table = document.get_first_table()
+    except Exception as exc:  # astropy raises many kinds for malformed input
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UploadError(f"UPLOAD {label}: not a readable VOTable: {message}") from None
+    rows = table.array
+    if len(rows) > max_rows:
+        raise UploadError(f"UPLOAD {label} has {len(rows)} rows; the limit is {max_rows}")
+    columns = [_column(field, label) for field in table.fields]
+    seen: set[str] = set()
+    for column in columns:
+        key = column.sql_name.lower()
+        if key in seen:
+            raise UploadError(f"UPLOAD {label}: column name {column.sql_name!r} appears twice")
+        seen.add(key)
+    if not columns:
+        raise UploadError(f"UPLOAD {label}: the table has no columns")
+    return columns, rows
+
+
+def _column(field: Any, label: str) -> UploadColumn:
+    datatype = field.datatype
+    arraysize = field.arraysize
+    xtype = field.xtype
+    name = field.name or field.ID
+    if not name:
+        raise UploadError(f"UPLOAD {label}: a FIELD has no name")
+    adql_name = name if REGULAR_IDENTIFIER.match(name) else '"' + name.replace('"', '""') + '"'
+    meta = ColumnMeta(
+        name=name,
+        datatype=datatype,
+        arraysize=arraysize if arraysize not in (None, "1") else None,
+        xtype=xtype,
+        unit=str(field.unit) if field.unit is not None else None,
+        ucd=field.ucd,
+        utype=field.utype,
+        description=field.description,
+    )
+    is_char = datatype in ("char", "unicodeChar")
+    if xtype in GEOMETRY_TYPES and datatype in ("double", "float"):
+        pg_type = GEOMETRY_TYPES[xtype]
+        convert = _GEOMETRY_CONVERTERS[xtype]
+    elif xtype == "timestamp" and is_char:
+        pg_type, convert = "timestamp", _text
+    elif datatype not in SCALAR_TYPES:
+        raise UploadError(f"UPLOAD {label}: column {name!r} has unsupported datatype {datatype!r}")
+    elif is_char:
+        pg_type, convert = "text", _text
+    elif arraysize not in (None, "1"):
+        pg_type, convert = SCALAR_TYPES[datatype] + "[]", _array
+    else:
+        pg_type, convert = SCALAR_TYPES[datatype], _scalar
+    return UploadColumn(adql_name, name, pg_type, meta, convert)
+
+
+def _missing(value: Any) -> bool:
+    return (
+        value is None or value is np.ma.masked or (isinstance(value, float) and math.isnan(value))
+    )
+
+
+def _scalar(value: Any) -> Any:
+    if _missing(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _text(value: Any) -> Any:
+    if value is None or value is np.ma.masked:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    # VOTable cannot tell an empty string from a null (VOTable 1.4 §5.1): store null.
+    return str(value).replace("\x00", "") or None
+
+
+def _numbers(value: Any) -> list[float] | None:
+    if value is None or value is np.ma.masked:
+        return None
+    items = value.tolist() if hasattr(value, "tolist") else list(value)
+    if not items or any(v is None for v in items):
+        return None
+    values = [float(v) for v in items]
+    return None if any(math.isnan(v) for v in values) else values
+
+
+def _array(value: Any) -> Any:
+    if value is None or value is np.ma.masked:
+        return None
+    items = value.tolist() if hasattr(value, "tolist") else list(value)
+    if not items:  # an empty TD is a null, also for arrays (VOTable 1.4 §5.1)
+        return None
+    return [None if isinstance(v, float) and math.isnan(v) else v for v in items]
+
+
+def _point(value: Any) -> str | None:
+    numbers = _numbers(value)
+    if numbers is None or len(numbers) != 2:
+        return None
+    return f"({numbers[0]!r}d, {numbers[1]!r}d)"
+
+
+def _circle(value: Any) -> str | None:
+    numbers = _numbers(value)
+    if numbers is None or len(numbers) != 3:
+        return None
+    return f"<({numbers[0]!r}d, {numbers[1]!r}d), {numbers[2]!r}d>"
+
+
+def _polygon(value: Any) -> str | None:
+    numbers = _numbers(value)
+    if numbers is None or len(numbers) < 6 or len(numbers) % 2:
+        return None
+    pairs = ", ".join(f"({a!r}d, {b!r}d)" for a, b in zip(numbers[::2], numbers[1::2], strict=True))
+    return "{" + pairs + "}"
+
+
+_GEOMETRY_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "point": _point,
+    "circle": _circle,
+    "polygon": _polygon,
+}
+
+
+def _rows(columns: list[UploadColumn], rows: Any) -> Iterator[list[Any]]:
+    names = rows.dtype.names
+    for record in rows:
+        yield [c.convert(record[n]) for c, n in zip(columns, names, strict=True)]
+
+
+def sql_table_name(upload: str) -> str:
+    """The temporary table holding upload ``upload``."""
+    return f"tap_upload_{upload.lower()}"
+
+
+def create_upload_table(
+    conn: Any, upload: str, columns: list[UploadColumn], rows: Any, query_role: str | None
+) -> CatalogTable:
+    """Create and fill the temporary table for one parsed upload; return its catalog entry."""
+    table = sql_table_name(upload)
+    definition = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c.sql_name), sql.SQL(c.pg_type)) for c in columns
+    )
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(sql.Identifier(table)))
+    conn.execute(sql.SQL("CREATE TEMP TABLE {} ({})").format(sql.Identifier(table), definition))
+    copy = sql.SQL("COPY pg_temp.{} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c.sql_name) for c in columns)
+    )
+    try:
+        with conn.cursor().copy(copy) as writer:
+            for row in _rows(columns, rows):
+                writer.write_row(row)
+    except Exception as exc:
+        if type(exc).__module__.startswith("psycopg"):
+            first = str(exc).strip().splitlines()[0]
+            raise UploadError(f"UPLOAD {upload}: a value could not be stored: {first}") from None
+        raise
+    if query_role:
+        conn.execute(
+            sql.SQL("GRANT SELECT ON pg_temp.{} TO {}").format(
+                sql.Identifier(table), sql.Identifier(query_role)
+            )
+        )
+    catalog_columns = tuple(
+        CatalogColumn(name=c.name, sql_name=c.sql_name, pg_type=c.pg_type, meta=c.meta)
+        for c in columns
+    )
+    return CatalogTable(
+        schema_name="TAP_UPLOAD",
+        table_name=f"TAP_UPLOAD.{upload}",
+        sql_schema="pg_temp",
+        sql_table=table,
+        columns=catalog_columns,
+    )
+
+
+def load_uploads(
+    conn: Any,
+    upload_values: Sequence[str],
+    *,
+    resolve_part: Callable[[str], Path],
+    limits: UploadLimits,
+    query_role: str | None,
+) -> tuple[CatalogTable, ...]:
+    """Create the temporary tables of every UPLOAD on ``conn`` (in a read-write transaction).
+
+    ``resolve_part(name)`` gives the file of inline part ``param:name`` (raise
+    ``UploadError`` when it is missing). Returns the tables for
+    ``Catalog.with_uploads``.
+    """
+    specs = parse_upload_parameter(upload_values)
+    if not specs:
+        return ()
+    tables = []
+    scratch = Path(tempfile.mkdtemp(prefix="tapd-upload-"))
+    try:
+        for spec in specs:
+            if spec.uri.startswith("param:"):
+                path = resolve_part(spec.uri[len("param:") :])
+                if not path.exists():
+                    raise UploadError(
+                        f"UPLOAD {spec.table}: {spec.uri} refers to no part of the request"
+                    )
+                if path.stat().st_size > limits.max_bytes:
+                    raise UploadError(
+                        f"UPLOAD {spec.table} is larger than the limit of {limits.max_bytes} bytes"
+                    )
+            else:
+                path = fetch_url(spec.uri, limits, scratch)
+            columns, rows = read_votable(path, spec.table, limits.max_rows)
+            tables.append(create_upload_table(conn, spec.table, columns, rows, query_role))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return tuple(tables)
+
+
+def drop_uploads(conn: Any, tables: Sequence[CatalogTable]) -> None:
+    """Drop the temporary tables of a finished query (connections that go back to a pool)."""
+    for table in tables:
+        conn.execute(
+            sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(sql.Identifier(table.sql_table))
+        )
