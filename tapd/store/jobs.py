@@ -7,7 +7,9 @@ repeated single-valued parameter must be reported when the job runs (DALI 3.2).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -15,6 +17,11 @@ from tapd.store.phases import JobPhase
 
 #: Parameters whose values accumulate instead of replacing (TAP 1.1 §2.7.6).
 MULTI_VALUED_PARAMETERS = frozenset({"UPLOAD"})
+
+
+def new_job_id() -> str:
+    """A fresh job id: 130 random bits, lower-case base32 (URL- and shell-safe)."""
+    return base64.b32encode(secrets.token_bytes(20)).decode().lower()[:26]
 
 
 @dataclass(frozen=True)
@@ -58,8 +65,31 @@ class Job:
     runner_host: str | None = None
     runner_pid: int | None = None
     runner_instance: str | None = None
+    runner_backend_pid: int | None = None
+    queued_time: dt.datetime | None = None
+    attempts: int = 0
 
     def parameter(self, name: str) -> str | None:
         """The single value of a parameter (case-insensitive name), or None."""
         values = self.parameters.get(name.upper())
         return values[-1] if values else None
+
+    def result(self, result_id: str) -> ResultEntry | None:
+        """The result entry with this id, or None."""
+        return next((r for r in self.results if r.result_id == result_id), None)
+
+
+@dataclass(frozen=True)
+class RunnerInfo:
+    """A runner daemon's row in ``runners`` (its heartbeat)."""
+
+    instance: str
+    host: str
+    boot_id: str
+    pid: int
+    started: dt.datetime
+    heartbeat: dt.datetime
+    heartbeat_age: float  # seconds since the last heartbeat, by the database clock
+    max_jobs: int
+    running: int
+    stopping: bool

@@ -1,0 +1,420 @@
+"""``JobStore``: all reading and writing of tapd's job tables, over one connection.
+
+The logic above it (HTTP, CLI, daemon, runner) deals in ``Job`` values and
+named operations; the SQL is in ``queries.sql``. Each method is one short
+transaction of its own (a savepoint if the caller already opened one), so a
+store can wrap an autocommit connection or one from a pool.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from tapd.store.errors import IllegalPhaseChange, JobNotFound, PhaseConflict
+from tapd.store.jobs import (
+    MULTI_VALUED_PARAMETERS,
+    ErrorSummary,
+    Job,
+    ResultEntry,
+    RunnerInfo,
+    new_job_id,
+)
+from tapd.store.phases import JobPhase
+from tapd.store.queries import schema_queries
+
+#: Pass as ``owner`` to ``list_jobs`` to list the jobs of every owner.
+ANY_OWNER: Any = object()
+
+#: Phases from which a client's PHASE=RUN queues the job.
+RUNNABLE_PHASES = frozenset({JobPhase.PENDING, JobPhase.HELD})
+#: Phases from which PHASE=ABORT (or destruction) aborts the job.
+ABORTABLE_PHASES = frozenset(
+    {JobPhase.PENDING, JobPhase.QUEUED, JobPhase.EXECUTING, JobPhase.HELD, JobPhase.SUSPENDED}
+)
+
+
+def phase_channel(schema: str) -> str:
+    """NOTIFY channel of phase changes: payload JSON {job_id, phase, old_phase, runner}."""
+    return f"{schema}.phase"
+
+
+def queue_channel(schema: str) -> str:
+    """NOTIFY channel that wakes runners when a job enters QUEUED (empty payload)."""
+    return f"{schema}.queue"
+
+
+def job_application_name(job_id: str) -> str:
+    """``application_name`` of a job runner's database sessions (how they are found)."""
+    return f"tapd job {job_id}"
+
+
+def normalise_parameters(
+    parameters: Mapping[str, str | Sequence[str]] | Iterable[tuple[str, str]],
+) -> dict[str, list[str]]:
+    """Parameters as ``{NAME: [values]}``: names upper-cased (DALI 3.1), values in order.
+
+    Accepts a mapping (a value may be a string or a sequence of strings) or
+    a sequence of (name, value) pairs as an HTTP form gives them.
+    """
+    pairs: Iterable[tuple[str, str | Sequence[str]]]
+    pairs = parameters.items() if isinstance(parameters, Mapping) else parameters
+    merged: dict[str, list[str]] = {}
+    for name, value in pairs:
+        values = [value] if isinstance(value, str) else list(value)
+        merged.setdefault(name.upper(), []).extend(values)
+    return merged
+
+
+def job_from_row(row: Mapping[str, Any]) -> Job:
+    """A ``Job`` from a row of the jobs table (as a dict)."""
+    error = None
+    if row["error_message"] is not None:
+        error = ErrorSummary(
+            message=row["error_message"],
+            type=row["error_type"] or "fatal",
+            has_detail=row["error_has_detail"],
+        )
+    return Job(
+        job_id=row["job_id"],
+        phase=JobPhase(row["phase"]),
+        creation_time=row["creation_time"],
+        execution_duration=row["execution_duration"],
+        run_id=row["run_id"],
+        owner=row["owner"],
+        start_time=row["start_time"],
+        end_time=row["end_time"],
+        destruction=row["destruction"],
+        quote=row["quote"],
+        parameters={name: tuple(values) for name, values in row["parameters"].items()},
+        error=error,
+        results=tuple(
+            ResultEntry(
+                result_id=r["id"],
+                filename=r["filename"],
+                mime_type=r["mime_type"],
+                size=r["size"],
+                rows=r["rows"],
+                overflow=r["overflow"],
+            )
+            for r in row["results"]
+        ),
+        runner_host=row["runner_host"],
+        runner_pid=row["runner_pid"],
+        runner_instance=row["runner_instance"],
+        runner_backend_pid=row["runner_backend_pid"],
+        queued_time=row["queued_time"],
+        attempts=row["attempts"],
+    )
+
+
+def _results_json(results: Sequence[ResultEntry]) -> Jsonb:
+    return Jsonb(
+        [
+            {
+                "id": r.result_id,
+                "filename": r.filename,
+                "mime_type": r.mime_type,
+                "size": r.size,
+                "rows": r.rows,
+                "overflow": r.overflow,
+            }
+            for r in results
+        ]
+    )
+
+
+class JobStore:
+    """The job tables of one schema, reached through ``conn``."""
+
+    def __init__(self, conn: psycopg.Connection[Any], schema: str = "tapd") -> None:
+        self.conn = conn
+        self.schema = schema
+        self._queries = schema_queries(schema)
+
+    # -- plumbing -----------------------------------------------------------
+
+    def _rows(self, name: str, **params: Any) -> list[dict[str, Any]]:
+        with self.conn.transaction(), self.conn.cursor(row_factory=dict_row) as cur:
+            try:
+                cur.execute(self._queries[name], params)
+            except psycopg.errors.CheckViolation as exc:
+                if exc.diag.constraint_name == "phase_transition":
+                    raise IllegalPhaseChange(exc.diag.message_primary or str(exc)) from None
+                raise
+            return cur.fetchall() if cur.description else []
+
+    def _job_or_none(self, name: str, **params: Any) -> Job | None:
+        rows = self._rows(name, **params)
+        return job_from_row(rows[0]) if rows else None
+
+    # -- jobs: what HTTP and the CLI do ------------------------------------
+
+    def create_job(
+        self,
+        parameters: Mapping[str, str | Sequence[str]] | Iterable[tuple[str, str]] = (),
+        *,
+        execution_duration: int,
+        destruction: dt.datetime | None,
+        owner: str | None = None,
+        queue: bool = False,
+        job_id: str | None = None,
+    ) -> Job:
+        """A new job, PENDING (or QUEUED with ``queue``, which wakes the runners)."""
+        params = normalise_parameters(parameters)
+        run_ids = params.get("RUNID")
+        job = self._job_or_none(
+            "create_job",
+            job_id=job_id or new_job_id(),
+            run_id=run_ids[-1] if run_ids else None,
+            owner=owner,
+            phase=JobPhase.QUEUED if queue else JobPhase.PENDING,
+            execution_duration=execution_duration,
+            destruction=destruction,
+            parameters=Jsonb(params),
+        )
+        assert job is not None
+        return job
+
+    def get_job(self, job_id: str) -> Job:
+        """The job, or ``JobNotFound``."""
+        job = self._job_or_none("get_job", job_id=job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def list_jobs(
+        self,
+        *,
+        owner: str | None = ANY_OWNER,
+        phases: Iterable[JobPhase | str] = (),
+        after: dt.datetime | None = None,
+        last: int | None = None,
+    ) -> list[Job]:
+        """Jobs newest first (UWS 1.1 §2.2.2.1): all phases but ARCHIVED unless ``phases``."""
+        phase_list = [JobPhase(p).value for p in phases] or None
+        any_owner = owner is ANY_OWNER
+        rows = self._rows(
+            "list_jobs",
+            any_owner=any_owner,
+            owner=None if any_owner else owner,
+            phases=phase_list,
+            after=after,
+            last=last,
+        )
+        return [job_from_row(r) for r in rows]
+
+    def set_parameters(
+        self, job_id: str, parameters: Mapping[str, str | Sequence[str]] | Iterable[tuple[str, str]]
+    ) -> Job:
+        """Add parameters to a PENDING job: a name given again replaces its values,
+        except UPLOAD, whose values accumulate (TAP-18, DALI 3.2)."""
+        params = normalise_parameters(parameters)
+        replaced = {n: v for n, v in params.items() if n not in MULTI_VALUED_PARAMETERS}
+        appended = {n: v for n, v in params.items() if n in MULTI_VALUED_PARAMETERS}
+        run_ids = params.get("RUNID")
+        job = self._job_or_none(
+            "set_parameters",
+            job_id=job_id,
+            replaced=Jsonb(replaced),
+            appended=Jsonb(appended),
+            set_run_id=run_ids is not None,
+            run_id=run_ids[-1] if run_ids else None,
+        )
+        if job is None:
+            current = self.get_job(job_id)
+            raise PhaseConflict(
+                f"job {job_id} is {current.phase}: its parameters can only change while PENDING"
+            )
+        return job
+
+    def set_execution_duration(self, job_id: str, seconds: int) -> Job:
+        """A new executionDuration (clamp it first: ``tapd.store.policy``)."""
+        job = self._job_or_none("set_execution_duration", job_id=job_id, execution_duration=seconds)
+        if job is None:
+            current = self.get_job(job_id)
+            raise PhaseConflict(
+                f"job {job_id} is {current.phase}: its executionDuration can no longer change"
+            )
+        return job
+
+    def set_destruction(self, job_id: str, when: dt.datetime) -> Job:
+        """A new destruction time (clamp it first: ``tapd.store.policy``)."""
+        job = self._job_or_none("set_destruction", job_id=job_id, destruction=when)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def queue_job(self, job_id: str) -> Job:
+        """PHASE=RUN. A job already queued or running is left as it is; a
+        finished one cannot run again (``PhaseConflict``)."""
+        job = self._job_or_none("queue_job", job_id=job_id)
+        if job is not None:
+            return job
+        current = self.get_job(job_id)
+        if current.phase in (JobPhase.QUEUED, JobPhase.EXECUTING, JobPhase.SUSPENDED):
+            return current
+        raise PhaseConflict(f"job {job_id} is {current.phase}: it cannot be run again")
+
+    def abort_job(self, job_id: str, message: str = "The job was aborted on request.") -> Job:
+        """PHASE=ABORT. Aborting an ABORTED job is a no-op; a COMPLETED or ERROR
+        job cannot be aborted (``PhaseConflict``). A running job's daemon stops it."""
+        job = self._job_or_none("abort_job", job_id=job_id, message=message)
+        if job is not None:
+            return job
+        current = self.get_job(job_id)
+        if current.phase == JobPhase.ABORTED:
+            return current
+        raise PhaseConflict(f"job {job_id} is {current.phase}: there is nothing to abort")
+
+    def delete_job(self, job_id: str) -> Job:
+        """Abort the job if it has not ended, then forget it; returns its last state.
+        The job directory is the caller's to remove (``tapd.store.jobdir``)."""
+        with self.conn.transaction():
+            self._rows("abort_job", job_id=job_id, message="The job was deleted on request.")
+            job = self._job_or_none("delete_job", job_id=job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def phase_counts(self) -> dict[JobPhase, int]:
+        """Number of jobs in each phase (phases without jobs are left out)."""
+        return {JobPhase(r["phase"]): r["jobs"] for r in self._rows("phase_counts")}
+
+    # -- jobs: what the runner daemon and its children do -------------------
+
+    def claim_jobs(self, instance: str, host: str, limit: int) -> list[Job]:
+        """Take up to ``limit`` of the oldest QUEUED jobs (now EXECUTING), oldest first."""
+        rows = self._rows("claim_jobs", instance=instance, host=host, limit=limit)
+        jobs = [job_from_row(r) for r in rows]
+        jobs.sort(key=lambda j: (j.queued_time or j.creation_time, j.job_id))
+        return jobs
+
+    def start_job(
+        self, job_id: str, instance: str, pid: int, backend_pid: int | None
+    ) -> Job | None:
+        """Record the child's pid and backend pid on its claimed job; None if the
+        job is no longer this daemon's to run."""
+        return self._job_or_none(
+            "start_job", job_id=job_id, instance=instance, pid=pid, backend_pid=backend_pid
+        )
+
+    def finish_job(
+        self,
+        job_id: str,
+        instance: str,
+        phase: JobPhase,
+        *,
+        results: Sequence[ResultEntry] = (),
+        error: ErrorSummary | None = None,
+    ) -> bool:
+        """End a job this daemon runs; False if someone else ended it first."""
+        rows = self._rows(
+            "finish_job",
+            job_id=job_id,
+            instance=instance,
+            phase=phase.value,
+            results=_results_json(results),
+            error_type=error.type if error else None,
+            error_message=error.message if error else None,
+            error_has_detail=error.has_detail if error else False,
+        )
+        return bool(rows)
+
+    def requeue_jobs(self, instance: str, job_ids: Sequence[str]) -> list[str]:
+        """Put claimed jobs back at the head of the queue; returns those requeued."""
+        rows = self._rows("requeue_jobs", instance=instance, job_ids=list(job_ids))
+        return [r["job_id"] for r in rows]
+
+    def runner_jobs(self, instance: str, job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """``{job_id: {phase, runner_instance, runner_pid}}`` for the jobs ``instance``
+        runs by the database's account and for ``job_ids``."""
+        rows = self._rows("runner_jobs", instance=instance, job_ids=list(job_ids))
+        return {r["job_id"]: r for r in rows}
+
+    def orphaned_jobs(self) -> list[Job]:
+        """EXECUTING jobs whose daemon is not registered (dead or given up for dead)."""
+        return [job_from_row(r) for r in self._rows("orphaned_jobs")]
+
+    def terminate_job_backends(self, job_id: str) -> int:
+        """End the job runner's database sessions; returns how many were signalled."""
+        rows = self._rows("terminate_job_backends", application_name=job_application_name(job_id))
+        return len(rows)
+
+    def cancel_job_queries(self, job_id: str) -> int:
+        """Cancel the statements the job's runner is running; returns how many."""
+        rows = self._rows("cancel_job_queries", application_name=job_application_name(job_id))
+        return len(rows)
+
+    def job_sessions(self, job_id: str) -> list[dict[str, Any]]:
+        """The job runner's open database sessions (pid, state, query)."""
+        return self._rows("job_sessions", application_name=job_application_name(job_id))
+
+    # -- runner daemons -----------------------------------------------------
+
+    def register_runner(
+        self, instance: str, *, host: str, boot_id: str, pid: int, max_jobs: int
+    ) -> None:
+        self._rows(
+            "register_runner",
+            instance=instance,
+            host=host,
+            boot_id=boot_id,
+            pid=pid,
+            max_jobs=max_jobs,
+        )
+
+    def heartbeat(
+        self, instance: str, *, running: int, max_jobs: int, stopping: bool = False
+    ) -> int | None:
+        """Refresh the daemon's heartbeat; returns the number of QUEUED jobs, or
+        None when the daemon's row is gone (it must register again)."""
+        rows = self._rows(
+            "heartbeat", instance=instance, running=running, max_jobs=max_jobs, stopping=stopping
+        )
+        return int(rows[0]["queued"]) if rows else None
+
+    def unregister_runner(self, instance: str) -> None:
+        self._rows("unregister_runner", instance=instance)
+
+    def list_runners(self) -> list[RunnerInfo]:
+        """Every registered runner daemon (for /availability and reconciliation)."""
+        return [
+            RunnerInfo(
+                instance=r["instance"],
+                host=r["host"],
+                boot_id=r["boot_id"],
+                pid=r["pid"],
+                started=r["started"],
+                heartbeat=r["heartbeat"],
+                heartbeat_age=r["heartbeat_age"],
+                max_jobs=r["max_jobs"],
+                running=r["running"],
+                stopping=r["stopping"],
+            )
+            for r in self._rows("list_runners")
+        ]
+
+    def forget_runners(self, instances: Sequence[str]) -> list[str]:
+        """Remove the rows of daemons known to be dead."""
+        rows = self._rows("forget_runners", instances=list(instances))
+        return [r["instance"] for r in rows]
+
+    def expire_runners(self, timeout: float) -> list[str]:
+        """Remove daemons silent for longer than ``timeout`` seconds."""
+        return [r["instance"] for r in self._rows("expire_runners", timeout=timeout)]
+
+    # -- destruction ----------------------------------------------------------
+
+    def abort_expired_jobs(self) -> list[str]:
+        """Abort unfinished jobs past their destruction time."""
+        return [r["job_id"] for r in self._rows("abort_expired_jobs")]
+
+    def delete_expired_jobs(self, limit: int = 500) -> list[str]:
+        """Forget finished jobs past their destruction time; returns their ids."""
+        return [r["job_id"] for r in self._rows("delete_expired_jobs", limit=limit)]

@@ -1,0 +1,84 @@
+"""Where a job's files live: ``<jobs_dir>/<job_id>/``.
+
+Layout of a job directory (shared by the runner, the HTTP service and the
+sweeper; the HTTP service needs it on the same filesystem as the daemons):
+
+    <job_id>/result.<ext>    the result (name from the writer; listed in the job row)
+    <job_id>/error.xml       VOTable error document (QUERY_STATUS=ERROR) of a failed
+                             or aborted job, when the runner could write one
+    <job_id>/uploads/<part>  inline UPLOAD parts (``param:<part>``), stored at submission
+    <job_id>/.tmp-*          files being written; renamed into place when complete
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from tapd.errors import TapdError
+
+#: id of the one TAP result in a job's result list (TAP 1.1 §2.2: ``results/result``).
+RESULT_ID = "result"
+#: File name of a job's error document.
+ERROR_DOCUMENT = "error.xml"
+#: Sub-directory holding a job's inline upload parts.
+UPLOADS_DIR = "uploads"
+#: Prefix of files not yet complete.
+TEMP_PREFIX = ".tmp-"
+
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class JobsDirError(TapdError):
+    """The jobs directory cannot be used."""
+
+    exit_code = 2
+
+
+def is_valid_job_id(job_id: str) -> bool:
+    """True for ids that are safe as one path segment (no '/', '..', etc.)."""
+    return bool(_JOB_ID.match(job_id))
+
+
+def job_dir(jobs_dir: Path, job_id: str) -> Path:
+    """The directory of one job (not created)."""
+    if not is_valid_job_id(job_id):
+        raise ValueError(f"not a job id: {job_id!r}")
+    return jobs_dir / job_id
+
+
+def ensure_job_dir(jobs_dir: Path, job_id: str) -> Path:
+    """The job's directory, created if missing (``JobsDirError`` if impossible)."""
+    path = job_dir(jobs_dir, job_id)
+    try:
+        path.mkdir(mode=0o750, exist_ok=True)
+    except OSError as exc:
+        raise JobsDirError(f"cannot create job directory {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def remove_job_dir(jobs_dir: Path, job_id: str) -> None:
+    """Delete a job's directory and everything in it (missing is fine)."""
+    shutil.rmtree(job_dir(jobs_dir, job_id), ignore_errors=True)
+
+
+def check_jobs_dir(jobs_dir: Path) -> None:
+    """Make sure job directories can be created and written in ``jobs_dir``
+    (by trying: permission bits say nothing when running as root)."""
+    probe = jobs_dir / f"{TEMP_PREFIX}probe-{os.getpid()}"
+    try:
+        if not jobs_dir.is_dir():
+            raise NotADirectoryError(
+                20, "not a directory" if jobs_dir.exists() else "does not exist"
+            )
+        probe.mkdir()
+        (probe / "f").write_bytes(b"")
+    except OSError as exc:
+        raise JobsDirError(
+            f"job directory {jobs_dir} is not writable: {exc.strerror or exc}"
+            " (set runner.jobs_dir or TAPD_JOBS_DIR)"
+        ) from None
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)

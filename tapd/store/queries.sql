@@ -1,0 +1,209 @@
+-- Every statement tapd runs against its job tables, by name. Read once by
+-- tapd.store.queries; {schema} is the configured schema (quoted), %(name)s a
+-- psycopg parameter. Each query starts with a "-- name: NAME" line followed by
+-- comment lines saying what it is for.
+
+-- name: create_job
+-- A new job, PENDING or QUEUED (PHASE=RUN at creation); the quote is the
+-- latest moment the job can end if it started now.
+INSERT INTO {schema}.jobs
+    (job_id, run_id, owner, phase, execution_duration, destruction, quote, parameters)
+VALUES
+    (%(job_id)s, %(run_id)s, %(owner)s, %(phase)s, %(execution_duration)s, %(destruction)s,
+     CASE WHEN %(execution_duration)s > 0
+          THEN now() + make_interval(secs => %(execution_duration)s) END,
+     %(parameters)s)
+RETURNING *
+
+-- name: get_job
+-- One job by id.
+SELECT * FROM {schema}.jobs WHERE job_id = %(job_id)s
+
+-- name: list_jobs
+-- The UWS job list, newest first: PHASE (a list, NULL for all but ARCHIVED),
+-- AFTER (created after), LAST (at most that many), owner (when not any_owner).
+SELECT * FROM {schema}.jobs
+WHERE (%(any_owner)s OR owner IS NOT DISTINCT FROM %(owner)s::text)
+  AND CASE WHEN %(phases)s::text[] IS NULL THEN phase <> 'ARCHIVED'
+           ELSE phase = ANY (%(phases)s::text[]) END
+  AND (%(after)s::timestamptz IS NULL OR creation_time > %(after)s::timestamptz)
+ORDER BY creation_time DESC, job_id DESC
+LIMIT %(last)s
+
+-- name: set_parameters
+-- Merge posted parameters into a PENDING job (replace single-valued ones,
+-- append to UPLOAD); RUNID also sets the runId.
+UPDATE {schema}.jobs
+SET parameters = {schema}.merge_parameters(parameters, %(replaced)s, %(appended)s),
+    run_id = CASE WHEN %(set_run_id)s THEN %(run_id)s::text ELSE run_id END
+WHERE job_id = %(job_id)s AND phase = 'PENDING'
+RETURNING *
+
+-- name: set_execution_duration
+-- A new executionDuration (already clamped) for a job that has not started.
+UPDATE {schema}.jobs
+SET execution_duration = %(execution_duration)s,
+    quote = CASE WHEN %(execution_duration)s > 0
+                 THEN now() + make_interval(secs => %(execution_duration)s) END
+WHERE job_id = %(job_id)s AND phase IN ('PENDING', 'QUEUED', 'HELD')
+RETURNING *
+
+-- name: set_destruction
+-- A new destruction time (already clamped), in any phase.
+UPDATE {schema}.jobs SET destruction = %(destruction)s
+WHERE job_id = %(job_id)s
+RETURNING *
+
+-- name: queue_job
+-- PHASE=RUN: PENDING (or HELD) becomes QUEUED; the trigger wakes the runners.
+UPDATE {schema}.jobs SET phase = 'QUEUED'
+WHERE job_id = %(job_id)s AND phase IN ('PENDING', 'HELD')
+RETURNING *
+
+-- name: abort_job
+-- PHASE=ABORT of an unfinished job; the daemon running it learns of it by
+-- NOTIFY (or its next poll) and stops the child.
+UPDATE {schema}.jobs
+SET phase = 'ABORTED', error_type = 'fatal', error_message = %(message)s,
+    error_has_detail = false
+WHERE job_id = %(job_id)s AND phase IN ('PENDING', 'QUEUED', 'EXECUTING', 'HELD', 'SUSPENDED')
+RETURNING *
+
+-- name: delete_job
+-- Forget a job (its files are the caller's to remove; abort it first).
+DELETE FROM {schema}.jobs WHERE job_id = %(job_id)s
+RETURNING *
+
+-- name: claim_jobs
+-- Take up to %(limit)s of the oldest queued jobs for one daemon, in one short
+-- statement. The CTE fences the LIMIT so the planner cannot re-run it and
+-- claim more rows; SKIP LOCKED lets daemons claim side by side.
+WITH next AS MATERIALIZED (
+    SELECT job_id FROM {schema}.jobs
+    WHERE phase = 'QUEUED'
+    ORDER BY queued_time, job_id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.jobs AS j
+SET phase = 'EXECUTING', runner_instance = %(instance)s, runner_host = %(host)s,
+    runner_pid = NULL, runner_backend_pid = NULL, attempts = j.attempts + 1
+FROM next
+WHERE j.job_id = next.job_id
+RETURNING j.*
+
+-- name: start_job
+-- The child records itself on its claimed job and reads it back; no row means
+-- the job is no longer this daemon's to run (aborted, reconciled, deleted).
+UPDATE {schema}.jobs
+SET runner_pid = %(pid)s, runner_backend_pid = %(backend_pid)s
+WHERE job_id = %(job_id)s AND phase = 'EXECUTING' AND runner_instance = %(instance)s
+RETURNING *
+
+-- name: finish_job
+-- End a job this daemon runs: COMPLETED with results, or ERROR/ABORTED with
+-- an error summary. No row means someone else ended it first.
+UPDATE {schema}.jobs
+SET phase = %(phase)s, results = %(results)s,
+    error_type = %(error_type)s, error_message = %(error_message)s,
+    error_has_detail = %(error_has_detail)s
+WHERE job_id = %(job_id)s AND phase = 'EXECUTING' AND runner_instance = %(instance)s
+RETURNING job_id
+
+-- name: requeue_jobs
+-- Put jobs this daemon claimed back in the queue (they keep their place).
+UPDATE {schema}.jobs SET phase = 'QUEUED'
+WHERE job_id = ANY (%(job_ids)s::text[]) AND phase = 'EXECUTING'
+  AND runner_instance = %(instance)s
+RETURNING job_id
+
+-- name: runner_jobs
+-- What the database says about the jobs a daemon thinks it runs, plus every
+-- job the database thinks it runs (reconciliation in both directions).
+SELECT job_id, phase, runner_instance, runner_pid FROM {schema}.jobs
+WHERE (phase = 'EXECUTING' AND runner_instance = %(instance)s)
+   OR job_id = ANY (%(job_ids)s::text[])
+
+-- name: orphaned_jobs
+-- EXECUTING jobs whose daemon has no runners row (dead, expired, or never).
+SELECT * FROM {schema}.jobs AS j
+WHERE phase = 'EXECUTING'
+  AND NOT EXISTS (SELECT FROM {schema}.runners AS r WHERE r.instance = j.runner_instance)
+
+-- name: terminate_job_backends
+-- End the database sessions a job's runner opened; they carry the job id in
+-- application_name, so a recycled backend pid is never hit.
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE application_name = %(application_name)s AND pid <> pg_backend_pid()
+
+-- name: cancel_job_queries
+-- Cancel the running statement of a job's sessions (the session survives).
+SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+WHERE application_name = %(application_name)s AND pid <> pg_backend_pid()
+
+-- name: job_sessions
+-- Database sessions of a job's runner still open.
+SELECT pid, state, query FROM pg_stat_activity
+WHERE application_name = %(application_name)s AND pid <> pg_backend_pid()
+
+-- name: register_runner
+-- A daemon announces itself (again, after a reconnect).
+INSERT INTO {schema}.runners (instance, host, boot_id, pid, max_jobs)
+VALUES (%(instance)s, %(host)s, %(boot_id)s, %(pid)s, %(max_jobs)s)
+ON CONFLICT (instance) DO UPDATE
+SET heartbeat = now(), max_jobs = EXCLUDED.max_jobs, stopping = false
+
+-- name: heartbeat
+-- A daemon is alive; returns the queue length for its status line. No row:
+-- the daemon was given up for dead and must register again.
+UPDATE {schema}.runners
+SET heartbeat = now(), running = %(running)s, stopping = %(stopping)s,
+    max_jobs = %(max_jobs)s
+WHERE instance = %(instance)s
+RETURNING (SELECT count(*) FROM {schema}.jobs WHERE phase = 'QUEUED') AS queued
+
+-- name: unregister_runner
+-- A daemon leaves cleanly.
+DELETE FROM {schema}.runners WHERE instance = %(instance)s
+
+-- name: list_runners
+-- Every registered daemon, with the age of its heartbeat in seconds.
+SELECT *, extract(epoch FROM now() - heartbeat)::float8 AS heartbeat_age
+FROM {schema}.runners ORDER BY started
+
+-- name: forget_runners
+-- Remove runners rows that are known dead (their jobs become orphans).
+DELETE FROM {schema}.runners WHERE instance = ANY (%(instances)s::text[])
+RETURNING instance
+
+-- name: expire_runners
+-- Remove daemons whose heartbeat is older than the timeout.
+DELETE FROM {schema}.runners
+WHERE heartbeat < now() - make_interval(secs => %(timeout)s)
+RETURNING instance
+
+-- name: abort_expired_jobs
+-- Jobs past their destruction time that have not ended are aborted first.
+UPDATE {schema}.jobs
+SET phase = 'ABORTED', error_type = 'fatal',
+    error_message = 'The job reached its destruction time.', error_has_detail = false
+WHERE destruction <= now() AND phase IN ('PENDING', 'QUEUED', 'EXECUTING', 'HELD', 'SUSPENDED')
+RETURNING job_id
+
+-- name: delete_expired_jobs
+-- Forget ended jobs past their destruction time; a job aborted by the sweep
+-- itself is left to the next sweep so its runner can stop first.
+DELETE FROM {schema}.jobs
+WHERE job_id IN (
+    SELECT job_id FROM {schema}.jobs
+    WHERE destruction <= now()
+      AND phase NOT IN ('PENDING', 'QUEUED', 'EXECUTING', 'HELD', 'SUSPENDED')
+      AND (end_time IS NULL OR end_time < now() - interval '2 seconds')
+    ORDER BY destruction
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED)
+RETURNING job_id
+
+-- name: phase_counts
+-- How many jobs are in each phase.
+SELECT phase, count(*) AS jobs FROM {schema}.jobs GROUP BY phase

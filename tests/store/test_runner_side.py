@@ -1,0 +1,161 @@
+"""The store as runner daemons use it: claim, start, finish, requeue, heartbeats, sweeping."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import psycopg
+import pytest
+
+from tapd.store import ErrorSummary, JobPhase, JobStore, ResultEntry
+
+
+def queued_jobs(store: JobStore, n: int) -> list[str]:
+    ids = []
+    for _ in range(n):
+        ids.append(store.create_job({}, execution_duration=60, destruction=None, queue=True).job_id)
+    return ids
+
+
+def test_claim_takes_the_oldest_queued_jobs_up_to_the_limit(store: JobStore) -> None:
+    ids = queued_jobs(store, 5)
+    first = store.claim_jobs("r1", "host-a", 2)
+    second = store.claim_jobs("r1", "host-a", 10)
+    assert [j.job_id for j in first] == ids[:2]
+    assert [j.job_id for j in second] == ids[2:]
+    assert store.claim_jobs("r1", "host-a", 10) == []
+    job = first[0]
+    assert job.phase == JobPhase.EXECUTING
+    assert (job.runner_instance, job.runner_host, job.attempts) == ("r1", "host-a", 1)
+    assert job.start_time is not None
+
+
+def test_claims_from_many_connections_never_take_a_job_twice(store: JobStore, dsn: str) -> None:
+    ids = set(queued_jobs(store, 300))
+    claimed: dict[str, list[str]] = {}
+    errors: list[BaseException] = []
+
+    def claimer(name: str) -> None:
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                mine = JobStore(conn)
+                got: list[str] = []
+                while batch := mine.claim_jobs(name, "host", 3):
+                    got += [j.job_id for j in batch]
+                claimed[name] = got
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=claimer, args=(f"r{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    every_claim = [job_id for got in claimed.values() for job_id in got]
+    assert len(every_claim) == len(ids)
+    assert set(every_claim) == ids
+
+
+def test_start_records_the_child_and_returns_the_job(store: JobStore) -> None:
+    (job_id,) = queued_jobs(store, 1)
+    store.claim_jobs("r1", "host", 1)
+    job = store.start_job(job_id, "r1", pid=4242, backend_pid=77)
+    assert job is not None and (job.runner_pid, job.runner_backend_pid) == (4242, 77)
+    assert store.start_job(job_id, "other-runner", pid=1, backend_pid=1) is None
+
+
+def test_start_of_a_job_aborted_meanwhile_tells_the_child_to_stop(store: JobStore) -> None:
+    (job_id,) = queued_jobs(store, 1)
+    store.claim_jobs("r1", "host", 1)
+    store.abort_job(job_id)
+    assert store.start_job(job_id, "r1", pid=4242, backend_pid=None) is None
+
+
+def test_finish_stores_results_or_error_and_only_the_owner_may_finish(store: JobStore) -> None:
+    done, failed = queued_jobs(store, 2)
+    store.claim_jobs("r1", "host", 2)
+    result = ResultEntry("result", "result.vot", "application/x-votable+xml", 1234, 10, True)
+    assert not store.finish_job(done, "r2", JobPhase.COMPLETED, results=[result])
+    assert store.finish_job(done, "r1", JobPhase.COMPLETED, results=[result])
+    assert store.finish_job(failed, "r1", JobPhase.ERROR, error=ErrorSummary("bad table"))
+    assert not store.finish_job(done, "r1", JobPhase.ERROR)  # already ended
+    job = store.get_job(done)
+    assert job.phase == JobPhase.COMPLETED and job.results == (result,)
+    assert job.result("result") == result and job.end_time is not None
+    error = store.get_job(failed).error
+    assert error == ErrorSummary("bad table", "fatal", True)
+
+
+def test_requeued_job_goes_back_to_the_head_of_the_queue(store: JobStore) -> None:
+    first, second = queued_jobs(store, 2)
+    store.claim_jobs("r1", "host", 1)
+    store.start_job(first, "r1", pid=1, backend_pid=2)
+    assert store.requeue_jobs("r1", [first, second]) == [first]
+    job = store.get_job(first)
+    assert job.phase == JobPhase.QUEUED
+    assert (job.runner_instance, job.runner_pid, job.start_time) == (None, None, None)
+    again = store.claim_jobs("r2", "host", 1)
+    assert [j.job_id for j in again] == [first] and again[0].attempts == 2
+
+
+def test_runner_jobs_reports_both_directions_of_disagreement(store: JobStore) -> None:
+    mine, aborted = queued_jobs(store, 2)
+    store.claim_jobs("r1", "host", 2)
+    store.abort_job(aborted)
+    seen = store.runner_jobs("r1", [aborted])
+    assert seen[mine]["phase"] == "EXECUTING"
+    assert seen[aborted]["phase"] == "ABORTED"
+
+
+def test_heartbeats_registry_and_expiry(store: JobStore) -> None:
+    store.register_runner("r1", host="h", boot_id="b", pid=10, max_jobs=4)
+    store.register_runner("r2", host="h", boot_id="b", pid=11, max_jobs=4)
+    queued_jobs(store, 3)
+    assert store.heartbeat("r1", running=2, max_jobs=4) == 3
+    assert store.heartbeat("nobody", running=0, max_jobs=4) is None
+    store.conn.execute(
+        "UPDATE tapd.runners SET heartbeat = now() - interval '1 hour' WHERE instance = 'r2'"
+    )
+    assert store.expire_runners(timeout=30) == ["r2"]
+    (runner,) = store.list_runners()
+    assert (runner.instance, runner.running, runner.max_jobs) == ("r1", 2, 4)
+    assert runner.heartbeat_age < 30
+
+
+def test_jobs_of_unregistered_runners_are_orphans(store: JobStore) -> None:
+    store.register_runner("alive", host="h", boot_id="b", pid=10, max_jobs=4)
+    ids = queued_jobs(store, 2)
+    store.claim_jobs("alive", "h", 1)
+    store.claim_jobs("dead", "h", 1)
+    assert [j.job_id for j in store.orphaned_jobs()] == [ids[1]]
+
+
+def test_job_backends_are_found_by_application_name(store: JobStore, dsn: str) -> None:
+    (job_id,) = queued_jobs(store, 1)
+    with psycopg.connect(dsn, application_name=f"tapd job {job_id}") as runner:
+        assert len(store.job_sessions(job_id)) == 1
+        assert store.terminate_job_backends(job_id) == 1
+        with pytest.raises(psycopg.OperationalError):
+            runner.execute("SELECT 1")
+    assert store.job_sessions(job_id) == []
+
+
+def test_sweeper_aborts_then_forgets_jobs_past_destruction(store: JobStore) -> None:
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=10)
+    running = store.create_job({}, execution_duration=60, destruction=past, queue=True).job_id
+    store.claim_jobs("r1", "h", 1)
+    ended = store.create_job({}, execution_duration=60, destruction=past).job_id
+    store.abort_job(ended)
+    store.conn.execute(
+        "UPDATE tapd.jobs SET end_time = now() - interval '1 minute' WHERE job_id = %s", (ended,)
+    )
+    kept = store.create_job({}, execution_duration=60, destruction=None).job_id
+    assert store.abort_expired_jobs() == [running]
+    assert store.delete_expired_jobs() == [ended]  # the just-aborted one waits a sweep
+    store.conn.execute(
+        "UPDATE tapd.jobs SET end_time = now() - interval '1 minute' WHERE job_id = %s", (running,)
+    )
+    assert store.delete_expired_jobs() == [running]
+    assert [j.job_id for j in store.list_jobs()] == [kept]
