@@ -34,6 +34,9 @@ except ImportError:  # Debian 12's python3-multipart 0.0.5
 #: Upload part names usable as file names: ``param:<name>`` (DALI 3.4.5).
 PART_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")
 
+#: Spooled part files start with this (the jobs directory's prefix for incomplete files).
+SPOOL_PREFIX = ".tmp-part-"
+
 #: Largest text (non-file) form field kept in memory, bytes.
 MAX_TEXT_FIELD = 1_000_000
 
@@ -212,7 +215,7 @@ class _MultipartCollector:
     def _spill(self) -> None:
         """Move the current part to a file (file uploads, or text grown too big)."""
         self.counter += 1
-        path = self.spool_dir / f"part-{os.getpid()}-{id(self)}-{self.counter}"
+        path = self.spool_dir / f"{SPOOL_PREFIX}{os.getpid()}-{id(self)}-{self.counter}"
         self.current.path = path
         self.current.file = path.open("wb")
         self.current.file.write(self.current.data)

@@ -1,0 +1,223 @@
+"""The ASGI application: routes under the base path, lifespan, error answers, access log.
+
+Works with Starlette 0.26 (Debian 12) and 1.x: only ``lifespan``, ``Route``,
+``exception_handlers`` and plain ASGI middleware are used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tapd.config import Config
+from tapd.errors import DatabaseUnavailable, TapdError
+from tapd.http import jobs, metadata, sync
+from tapd.http.problems import HttpProblem
+from tapd.http.responses import problem
+from tapd.http.service import TapService, normalise_base_path
+from tapd.http.waiting import PhaseWaiter
+from tapd.log import get_logger
+from tapd.store import JobNotFound, PhaseConflict, phase_channel, require_current_schema
+from tapd.store.connection import connect
+
+log = get_logger(component="http")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def routes(base: str) -> list[Route]:
+    job = f"{base}/async/{{job_id}}"
+    return [
+        Route(base or "/", metadata.home, methods=["GET"]),
+        Route(f"{base}/", metadata.home, methods=["GET"]),
+        Route(f"{base}/sync", sync.sync_query, methods=["GET", "POST"]),
+        Route(f"{base}/async", jobs.list_jobs, methods=["GET"]),
+        Route(f"{base}/async", jobs.create_job, methods=["POST"]),
+        Route(job, jobs.get_job, methods=["GET"]),
+        Route(job, jobs.post_job, methods=["POST"]),
+        Route(job, jobs.delete_job, methods=["DELETE"]),
+        Route(f"{job}/phase", jobs.get_phase, methods=["GET"]),
+        Route(f"{job}/phase", jobs.post_phase, methods=["POST"]),
+        Route(f"{job}/executionduration", jobs.get_execution_duration, methods=["GET"]),
+        Route(f"{job}/executionduration", jobs.post_execution_duration, methods=["POST"]),
+        Route(f"{job}/destruction", jobs.get_destruction, methods=["GET"]),
+        Route(f"{job}/destruction", jobs.post_destruction, methods=["POST"]),
+        Route(f"{job}/error", jobs.get_error, methods=["GET"]),
+        Route(f"{job}/quote", jobs.get_quote, methods=["GET"]),
+        Route(f"{job}/owner", jobs.get_owner, methods=["GET"]),
+        Route(f"{job}/parameters", jobs.get_parameters, methods=["GET"]),
+        Route(f"{job}/parameters", jobs.post_parameters, methods=["POST"]),
+        Route(f"{job}/results", jobs.get_results, methods=["GET"]),
+        Route(f"{job}/results/{{result_id}}", jobs.get_result, methods=["GET"]),
+        Route(f"{base}/capabilities", metadata.capabilities, methods=["GET"]),
+        Route(f"{base}/availability", metadata.availability, methods=["GET"]),
+        Route(f"{base}/tables", metadata.tables, methods=["GET"]),
+        Route(f"{base}/tables/{{table_name}}", metadata.table, methods=["GET"]),
+    ]
+
+
+def create_app(config: Config) -> Starlette:
+    """The TAP service for ``config`` (pools and the WAIT listener open in the lifespan)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        service = open_service(config)
+        app.state.service = service
+        await service.waiter.start()
+        log.info(
+            "http.started",
+            base_path=service.base_path or "/",
+            pool_size=service.pool.max_size,
+            sync_slots=service.sync_pool.max_size,
+        )
+        try:
+            yield
+        finally:
+            await service.waiter.stop()
+            service.pool.close()
+            service.sync_pool.close()
+            log.info("http.stopped")
+
+    handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+        HttpProblem: _problem,
+        TapdError: _tapd_error,
+        psycopg.OperationalError: _database_down,
+        PoolTimeout: _database_busy,
+        404: _not_found,
+        405: _method_not_allowed,
+    }
+    app = Starlette(
+        routes=routes(normalise_base_path(config.base_path)),
+        lifespan=lifespan,
+        exception_handlers=handlers,
+    )
+    return app
+
+
+def open_service(config: Config) -> TapService:
+    """Pools (bounded) and the WAIT listener for ``config``; the schema must be current."""
+    with connect(config.dsn, application_name="tapd http") as conn:
+        require_current_schema(conn, config.schema)
+    sync_slots = int(config.sync_slots)
+    control_size = max(2, int(config.pool_size) - sync_slots)
+    pool = _pool(config.dsn, control_size, "tapd http")
+    sync_pool = _pool(config.dsn, sync_slots, "tapd http sync")
+    waiter = PhaseWaiter(config.dsn, phase_channel(config.schema))
+    return TapService(config=config, pool=pool, sync_pool=sync_pool, waiter=waiter)
+
+
+def _pool(dsn: str, size: int, name: str) -> ConnectionPool:
+    pool = ConnectionPool(
+        dsn,
+        min_size=1,
+        max_size=size,
+        kwargs={"autocommit": True, "application_name": name},
+        timeout=10.0,
+        open=False,
+        name=name,
+    )
+    pool.open(wait=True, timeout=10.0)
+    return pool
+
+
+def asgi_app(config: Config) -> ASGIApp:
+    """``create_app`` wrapped in path normalising and access logging."""
+    return AccessLog(CollapseSlashes(create_app(config)))
+
+
+class CollapseSlashes:
+    """``/tap//async`` is ``/tap/async`` (clients join base URLs with a trailing slash, INT-07)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            scope = dict(scope)
+            while "//" in scope["path"]:
+                scope["path"] = scope["path"].replace("//", "/")
+        await self.app(scope, receive, send)
+
+
+class AccessLog:
+    """One ``http.request`` event per request: method, path, status, duration_ms."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_logged(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_logged)
+        finally:
+            client = scope.get("client")
+            log.info(
+                "http.request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                client=client[0] if client else None,
+            )
+
+
+async def _problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HttpProblem)
+    return problem(exc.message, exc.status)
+
+
+async def _tapd_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TapdError)
+    if isinstance(exc, JobNotFound):
+        return problem(exc.message, 404)
+    if isinstance(exc, PhaseConflict):
+        return problem(exc.message, 403)
+    if isinstance(exc, DatabaseUnavailable):
+        return problem(exc.message, 503)
+    return problem(exc.message, 400)
+
+
+async def _database_down(request: Request, exc: Exception) -> Response:
+    log.warning("http.database_error", error=str(exc).strip())
+    return problem("the database is not reachable; try again shortly", 503)
+
+
+async def _database_busy(request: Request, exc: Exception) -> Response:
+    log.warning("http.pool_exhausted")
+    return problem("the service is busy (no database connection free); try again shortly", 503)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    detail = exc.detail if isinstance(exc, HTTPException) else ""
+    if detail and detail != "Not Found":
+        return problem(str(detail), 404)
+    return problem(f"there is no resource {request.url.path!r} in this TAP service", 404)
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    return problem(f"{request.method} is not allowed on {request.url.path}", 405)

@@ -1,0 +1,376 @@
+"""The UWS 1.1 job list ``/async`` and job tree ``/async/{id}/...`` (TAP 1.1 §2.2).
+
+Every state change goes through ``tapd.store.JobStore`` (the database checks
+the UWS state machine); answers are 303 redirects to absolute URLs, the job
+document, text/plain atomics, or 4xx with one line saying what was wrong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+
+from tapd.http import responses, uws
+from tapd.http.controls import (
+    parse_execution_duration,
+    parse_last,
+    parse_maxrec,
+    parse_phase_action,
+    parse_phase_name,
+    parse_timestamp,
+    parse_wait,
+)
+from tapd.http.forms import Limits, RequestForm, read_form
+from tapd.http.problems import BadRequest, Forbidden, NotFound
+from tapd.http.service import DELETE_REDIRECT_LAST, TapService, check_job_id
+from tapd.http.waiting import wait_for_change
+from tapd.http.xmltext import utc_timestamp
+from tapd.log import get_logger
+from tapd.store import Job, JobPhase, PhaseConflict, new_job_id
+from tapd.store.jobdir import ERROR_DOCUMENT, UPLOADS_DIR, ensure_job_dir, remove_job_dir
+from tapd.store.phases import ACTIVE_PHASES
+from tapd.store.policy import destruction_for, execution_duration_for
+
+log = get_logger(component="http")
+
+#: UWS control parameters: acted upon, never stored as job parameters (UWS-35).
+CONTROL_PARAMETERS = frozenset({"PHASE", "EXECUTIONDURATION", "DESTRUCTION", "ACTION"})
+
+
+def service_of(request: Request) -> TapService:
+    service: TapService = request.app.state.service
+    return service
+
+
+async def request_form(request: Request, service: TapService) -> RequestForm:
+    """All parameters of the request (query string and body), uploads spooled to the jobs dir."""
+    config = service.config
+    return await read_form(
+        request.headers.get("content-type"),
+        request.headers.get("content-length"),
+        request.stream(),
+        request.scope.get("query_string", b""),
+        Limits(config.request_max_bytes, config.upload_max_bytes),
+        service.jobs_dir,
+    )
+
+
+class JobRequest:
+    """A creating or parameter-setting POST split into UWS controls and job parameters."""
+
+    def __init__(self, form: RequestForm) -> None:
+        self.form = form
+        self.parameters = [(k, v) for k, v in form.fields if k.upper() not in CONTROL_PARAMETERS]
+        maxrec = form.last("MAXREC")
+        if maxrec is not None:
+            parse_maxrec(maxrec)
+        phase = form.last("PHASE")
+        self.run = False
+        if phase is not None:
+            if parse_phase_action(phase).action != "RUN":
+                raise BadRequest("PHASE with the job's parameters may only be RUN")
+            self.run = True
+        duration = form.last("EXECUTIONDURATION")
+        self.execution_duration = parse_execution_duration(duration) if duration else None
+        destruction = form.last("DESTRUCTION")
+        self.destruction = (
+            parse_timestamp(destruction, "DESTRUCTION") if destruction is not None else None
+        )
+
+    def store_parts(self, job_dir: Path) -> None:
+        """Move uploaded parts into the job's uploads directory (``param:<name>``)."""
+        if not self.form.parts:
+            return
+        target = job_dir / UPLOADS_DIR
+        target.mkdir(mode=0o750, exist_ok=True)
+        for name, part in self.form.parts.items():
+            os.replace(part.path, target / name)
+
+
+async def list_jobs(request: Request) -> Response:
+    """GET /async: the caller's jobs, with PHASE (repeatable), AFTER and LAST filters."""
+    service = service_of(request)
+    form = await request_form(request, service)
+    phases = [parse_phase_name(v) for v in form.values("PHASE")]
+    after_text = form.last("AFTER")
+    after = parse_timestamp(after_text, "AFTER") if after_text is not None else None
+    last = parse_last(form.last("LAST"))
+    owner = service.owner(request)
+    jobs = await service.store(
+        lambda s: s.list_jobs(owner=owner, phases=phases, after=after, last=last)
+    )
+    return responses.xml(uws.job_list_document(jobs, f"{service.base_url(request)}/async"))
+
+
+async def create_job(request: Request) -> Response:
+    """POST /async: a new job with every parameter of the request; PHASE=RUN queues it at once."""
+    service = service_of(request)
+    config = service.config
+    form = await request_form(request, service)
+    try:
+        job_request = JobRequest(form)
+        owner = service.owner(request)
+        if owner is not None:
+            await _check_quota(service, owner)
+        job_id = new_job_id()
+        now = dt.datetime.now(dt.UTC)
+        if form.parts:
+            job_request.store_parts(ensure_job_dir(service.jobs_dir, job_id))
+        job = await service.store(
+            lambda s: s.create_job(
+                job_request.parameters,
+                execution_duration=execution_duration_for(job_request.execution_duration, config),
+                destruction=destruction_for(now, job_request.destruction, config, now=now),
+                owner=owner,
+                queue=job_request.run,
+                job_id=job_id,
+            )
+        )
+    except BaseException:
+        form.discard_files()
+        raise
+    log.info("job.created", job_id=job.job_id, phase=job.phase.value, owner=owner)
+    return responses.see_other(service.job_url(request, job.job_id))
+
+
+async def _check_quota(service: TapService, owner: str) -> None:
+    limit = int(service.config.jobs_per_owner)
+    jobs = await service.store(lambda s: s.list_jobs(owner=owner, last=limit))
+    if len(jobs) >= limit:
+        raise Forbidden(
+            f"you have {limit} jobs, the most this service keeps per user: delete some first"
+        )
+
+
+async def get_job(request: Request) -> Response:
+    """GET /async/{id}: the job document; WAIT blocks while the job is active (LISTEN/NOTIFY)."""
+    service = service_of(request)
+    job_id = request.path_params["job_id"]
+    check_job_id(job_id)
+    form = await request_form(request, service)
+    wait = parse_wait(form.last("WAIT"))
+    phase_text = form.last("PHASE")
+    expected = parse_phase_name(phase_text) if phase_text is not None else None
+    if not wait:
+        job = await service.owned_job(request, job_id)
+        return responses.xml(uws.job_document(job, service.job_url(request, job_id)))
+    cap = float(service.config.wait_max)
+    seconds = cap if wait < 0 else min(float(wait), cap)
+    with service.waiter.subscription(job_id) as changed:
+        job = await service.owned_job(request, job_id)
+        blocks = job.phase in ACTIVE_PHASES and (expected is None or job.phase == expected)
+        if blocks and await wait_for_change(changed, seconds):
+            job = await service.owned_job(request, job_id)
+    return responses.xml(uws.job_document(job, service.job_url(request, job_id)))
+
+
+async def post_job(request: Request) -> Response:
+    """POST /async/{id}: ACTION=DELETE deletes; PHASE=RUN/ABORT as on /phase; nothing else."""
+    service = service_of(request)
+    job_id = request.path_params["job_id"]
+    check_job_id(job_id)
+    form = await request_form(request, service)
+    form.discard_files()
+    action = form.last("ACTION")
+    if action is not None:
+        if action.strip().upper() != "DELETE":
+            raise BadRequest(f"ACTION must be DELETE, got {action!r}")
+        return await _delete(request, service, job_id)
+    if form.last("PHASE") is not None:
+        return await _change_phase(request, service, job_id, form.last("PHASE"))
+    raise Forbidden(
+        f"parameters cannot be posted to the job itself: post them to {job_id}/parameters "
+        "(or ACTION=DELETE to the job, PHASE=RUN or PHASE=ABORT to its phase)"
+    )
+
+
+async def delete_job(request: Request) -> Response:
+    """DELETE /async/{id}: abort if running, forget the job and its files."""
+    service = service_of(request)
+    job_id = request.path_params["job_id"]
+    check_job_id(job_id)
+    return await _delete(request, service, job_id)
+
+
+async def _delete(request: Request, service: TapService, job_id: str) -> Response:
+    await service.owned_job(request, job_id)
+    await service.store(lambda s: s.delete_job(job_id))
+    remove_job_dir(service.jobs_dir, job_id)
+    log.info("job.deleted", job_id=job_id)
+    return responses.see_other(f"{service.base_url(request)}/async?LAST={DELETE_REDIRECT_LAST}")
+
+
+async def get_phase(request: Request) -> Response:
+    job = await _job(request)
+    return responses.text(job.phase.value)
+
+
+async def post_phase(request: Request) -> Response:
+    """POST /async/{id}/phase: PHASE=RUN queues, PHASE=ABORT aborts (303 to the job)."""
+    service = service_of(request)
+    job_id = request.path_params["job_id"]
+    check_job_id(job_id)
+    form = await request_form(request, service)
+    form.discard_files()
+    return await _change_phase(request, service, job_id, form.last("PHASE"))
+
+
+async def _change_phase(
+    request: Request, service: TapService, job_id: str, value: str | None
+) -> Response:
+    action = parse_phase_action(value).action
+    await service.owned_job(request, job_id)
+    if action == "RUN":
+        job = await service.store(lambda s: s.queue_job(job_id))
+    else:
+        job = await service.store(lambda s: s.abort_job(job_id))
+    log.info("job.phase_requested", job_id=job_id, action=action, phase=job.phase.value)
+    return responses.see_other(service.job_url(request, job_id))
+
+
+async def get_execution_duration(request: Request) -> Response:
+    job = await _job(request)
+    return responses.text(str(int(job.execution_duration)))
+
+
+async def post_execution_duration(request: Request) -> Response:
+    """POST EXECUTIONDURATION=seconds: clamped to the service maximum (0 means the maximum)."""
+    service = service_of(request)
+    job_id = request.path_params["job_id"]
+    form = await _form_for(request, service, job_id)
+    value = form.last("EXECUTIONDURATION")
+    if value is None:
+        raise BadRequest("POST to executionduration needs EXECUTIONDURATION=<seconds>")
+    seconds = execution_duration_for(parse_execution_duration(value), service.config)
+    await service.store(lambda s: s.set_execution_duration(job_id, seconds))
+    return responses.see_other(service.job_url(request, job_id))
+
+
+async def get_destruction(request: Request) -> Response:
+    job = await _job(request)
+    return responses.text(utc_timestamp(job.destruction) if job.destruction else "")
+
+
+async def post_destruction(request: Request) -> Response:
+    """POST DESTRUCTION=ISO 8601: clamped between a short grace period and the retention limit."""
+    service = service_of(request)
+    job_id = request.path_params["job_id"]
+    form = await _form_for(request, service, job_id)
+    value = form.last("DESTRUCTION")
+    if value is None:
+        raise BadRequest("POST to destruction needs DESTRUCTION=<ISO 8601 time>")
+    requested = parse_timestamp(value, "DESTRUCTION")
+    job = await service.owned_job(request, job_id)
+    when = destruction_for(job.creation_time, requested, service.config)
+    await service.store(lambda s: s.set_destruction(job_id, when))
+    return responses.see_other(service.job_url(request, job_id))
+
+
+async def get_quote(request: Request) -> Response:
+    job = await _job(request)
+    return responses.text(utc_timestamp(job.quote) if job.quote else "")
+
+
+async def get_owner(request: Request) -> Response:
+    job = await _job(request)
+    return responses.text(job.owner or "")
+
+
+async def get_parameters(request: Request) -> Response:
+    job = await _job(request)
+    return responses.xml(uws.parameters_document(job))
+
+
+async def post_parameters(request: Request) -> Response:
+    """POST /parameters while PENDING: single-valued names replace, UPLOAD accumulates (TAP-18)."""
+    service = service_of(request)
+    config = service.config
+    job_id = request.path_params["job_id"]
+    check_job_id(job_id)
+    form = await request_form(request, service)
+    try:
+        job_request = JobRequest(form)
+        job = await service.owned_job(request, job_id)
+        if job.phase != JobPhase.PENDING:
+            raise PhaseConflict(
+                f"job {job_id} is {job.phase}: its parameters can only change while PENDING"
+            )
+        if form.parts:
+            job_request.store_parts(ensure_job_dir(service.jobs_dir, job_id))
+        if job_request.parameters:
+            await service.store(lambda s: s.set_parameters(job_id, job_request.parameters))
+        if job_request.execution_duration is not None:
+            seconds = execution_duration_for(job_request.execution_duration, config)
+            await service.store(lambda s: s.set_execution_duration(job_id, seconds))
+        if job_request.destruction is not None:
+            when = destruction_for(job.creation_time, job_request.destruction, config)
+            await service.store(lambda s: s.set_destruction(job_id, when))
+        if job_request.run:
+            await service.store(lambda s: s.queue_job(job_id))
+    finally:
+        form.discard_files()
+    return responses.see_other(service.job_url(request, job_id))
+
+
+async def get_results(request: Request) -> Response:
+    service = service_of(request)
+    job = await _job(request)
+    return responses.xml(uws.results_document(job, service.job_url(request, job.job_id)))
+
+
+async def get_result(request: Request) -> Response:
+    """GET /results/{id}: the result file (404 while the job has none)."""
+    service = service_of(request)
+    job = await _job(request)
+    result_id = request.path_params["result_id"]
+    entry = job.result(result_id)
+    if entry is None:
+        raise NotFound(f"job {job.job_id} has no result {result_id!r} (it is {job.phase})")
+    path = service.jobs_dir / job.job_id / entry.filename
+    if Path(entry.filename).name != entry.filename or not path.is_file():
+        raise NotFound(f"the result file of job {job.job_id} is gone")
+    return FileResponse(path, media_type=entry.mime_type, headers=responses.NO_CACHE)
+
+
+async def get_error(request: Request) -> Response:
+    """GET /error: the VOTable error document of a failed or aborted job (TAP-33)."""
+    service = service_of(request)
+    job = await _job(request)
+    if job.phase not in (JobPhase.ERROR, JobPhase.ABORTED) or job.error is None:
+        raise NotFound(f"job {job.job_id} has no error (it is {job.phase})")
+    path = service.jobs_dir / job.job_id / ERROR_DOCUMENT
+    if path.is_file():
+        return FileResponse(path, media_type="application/x-votable+xml")
+    return Response(
+        error_votable(job.error.message),
+        media_type="application/x-votable+xml",
+        headers=responses.NO_CACHE,
+    )
+
+
+def error_votable(message: str, infos: Sequence[tuple[str, str]] = ()) -> bytes:
+    """A VOTable error document (DALI 4.2) written by the formats package."""
+    import io
+
+    from tapd.formats import write_error_document
+
+    out = io.BytesIO()
+    write_error_document(out, message, infos=list(infos))
+    return out.getvalue()
+
+
+async def _job(request: Request) -> Job:
+    service = service_of(request)
+    return await service.owned_job(request, request.path_params["job_id"])
+
+
+async def _form_for(request: Request, service: TapService, job_id: str) -> RequestForm:
+    check_job_id(job_id)
+    form = await request_form(request, service)
+    form.discard_files()
+    return form

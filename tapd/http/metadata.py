@@ -1,0 +1,184 @@
+"""VOSI endpoints and the service's home page: /capabilities, /availability, /tables.
+
+Capabilities come from local state only (configuration, the format registry,
+the ADQL translator's feature list); availability is a real check of the
+database and of the runner daemons' heartbeats; /tables is read from
+TAP_SCHEMA, the same source the ADQL checker and the result writers use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg_pool import PoolTimeout
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from tapd.config import Config
+from tapd.http import responses
+from tapd.http.jobs import service_of
+from tapd.http.problems import NotFound
+from tapd.http.service import TapService
+from tapd.http.vosi import (
+    UPLOAD_HTTP,
+    UPLOAD_HTTPS,
+    UPLOAD_INLINE,
+    VOTABLE_IVO_IDS,
+    ForeignKey,
+    LanguageFeature,
+    Limits,
+    OutputFormat,
+    ServiceCapabilities,
+    TableSetInfo,
+    availability_document,
+    capabilities_document,
+    table_document,
+    tables_document,
+)
+from tapd.http.xmltext import text as xml_text
+from tapd.store.connection import one_line
+
+
+def output_formats() -> list[OutputFormat]:
+    """What this host can write, from the format registry (``tapd.formats``)."""
+    from tapd.formats import available_formats
+
+    formats = []
+    for fmt in available_formats():
+        ivo_id = next((ivo for key, ivo in VOTABLE_IVO_IDS.items() if key in fmt.key.lower()), None)
+        formats.append(OutputFormat(fmt.mime_type, tuple(fmt.aliases), ivo_id))
+    return formats
+
+
+def language_features(config: Config) -> dict[str, list[LanguageFeature]]:
+    """Optional ADQL features the translator supports, and configured UDFs (TRE-03)."""
+    from tapd import adql
+
+    features: dict[str, list[LanguageFeature]] = {}
+    declared = getattr(adql, "LANGUAGE_FEATURES", {})
+    for feature_type, forms in declared.items():
+        features.setdefault(feature_type, []).extend(LanguageFeature(form) for form in forms)
+    udfs = list(config.udfs)
+    if udfs:
+        features.setdefault("ivo://ivoa.net/std/tapregext#features-udf", []).extend(
+            LanguageFeature(signature) for signature in udfs
+        )
+    return features
+
+
+def service_capabilities(config: Config, base_url: str) -> ServiceCapabilities:
+    """The TAPRegExt description of this service: what jobs really get (TRE-06..09)."""
+    upload_methods = [UPLOAD_INLINE]
+    allow = [str(prefix).lower() for prefix in config.upload_url_allow]
+    if any(prefix.startswith("http://") for prefix in allow):
+        upload_methods.append(UPLOAD_HTTP)
+    if any(prefix.startswith("https://") for prefix in allow):
+        upload_methods.append(UPLOAD_HTTPS)
+    execution_max = int(config.execution_duration_max)
+    return ServiceCapabilities(
+        base_url=base_url,
+        formats=output_formats(),
+        limits=Limits(
+            retention=(int(config.destruction_default), int(config.destruction_max)),
+            execution_duration=(
+                min(int(config.execution_duration_default), execution_max),
+                execution_max,
+            ),
+            output_rows=(int(config.maxrec_default), int(config.maxrec_max)),
+            upload_bytes=int(config.upload_max_bytes),
+        ),
+        features=language_features(config),
+        upload_methods=upload_methods,
+    )
+
+
+async def capabilities(request: Request) -> Response:
+    service = service_of(request)
+    caps = service_capabilities(service.config, service.base_url(request))
+    return responses.xml(capabilities_document(caps))
+
+
+async def availability(request: Request) -> Response:
+    """Available when PostgreSQL answers and at least one runner daemon has a fresh heartbeat."""
+    service = service_of(request)
+    timeout = float(service.config.heartbeat_timeout)
+    try:
+        runners = await service.store(lambda s: s.list_runners())
+    except (psycopg.Error, PoolTimeout) as exc:
+        notes = [f"the database is not reachable: {one_line(exc)}"]
+        return responses.xml(availability_document(False, notes, service.started))
+    live = [r for r in runners if r.heartbeat_age < timeout and not r.stopping]
+    if not live:
+        note = "no runner daemon is alive (no heartbeat in the last %g s): async jobs would wait"
+        return responses.xml(availability_document(False, [note % timeout], service.started))
+    slots = sum(r.max_jobs for r in live)
+    note = f"{len(live)} runner daemon(s) alive with {slots} job slots"
+    return responses.xml(availability_document(True, [note], service.started))
+
+
+def _table_set_info(conn: psycopg.Connection[Any]) -> TableSetInfo:
+    """Schema descriptions and foreign keys from TAP_SCHEMA (what Catalog does not hold)."""
+    from tapd.catalog import tap_schema_keys, tap_schema_schemas
+
+    keys = [
+        ForeignKey(k.from_table, k.target_table, tuple(k.columns), k.description, k.utype)
+        for k in tap_schema_keys(conn)
+    ]
+    return TableSetInfo(dict(tap_schema_schemas(conn)), keys)
+
+
+async def _catalog_and_info(service: TapService) -> tuple[Any, TableSetInfo]:
+    from starlette.concurrency import run_in_threadpool
+
+    from tapd.catalog import load_catalog
+
+    def read() -> tuple[Any, TableSetInfo]:
+        with service.pool.connection() as conn:
+            return load_catalog(conn), _table_set_info(conn)
+
+    return await run_in_threadpool(read)
+
+
+async def tables(request: Request) -> Response:
+    """VOSI tables; ``detail=min`` leaves out columns (VOSI 1.1 §3.3)."""
+    service = service_of(request)
+    catalog, info = await _catalog_and_info(service)
+    detail = request.query_params.get("detail", "max").lower() != "min"
+    return responses.xml(tables_document(catalog, info, detail=detail))
+
+
+async def table(request: Request) -> Response:
+    """VOSI ``/tables/{name}``: one table, full detail; the name exactly as in the tableset."""
+    service = service_of(request)
+    name = request.path_params["table_name"]
+    catalog, info = await _catalog_and_info(service)
+    for candidate in catalog.tables:
+        if candidate.table_name == name:
+            return responses.xml(table_document(candidate, info))
+    raise NotFound(f"there is no table {name!r}: /tables lists the published ones")
+
+
+async def home(request: Request) -> Response:
+    """The base URL: a human-readable page (TAP-03); clients never depend on it."""
+    service = service_of(request)
+    base = service.base_url(request)
+    links = "".join(
+        f'<li><a href="{base}/{path}">{path}</a> — {xml_text(what)}</li>'
+        for path, what in (
+            ("capabilities", "what this service offers"),
+            ("availability", "whether it is up"),
+            ("tables", "the published tables"),
+            ("async", "your asynchronous jobs"),
+        )
+    )
+    example = (
+        f"import pyvo; pyvo.dal.TAPService({base!r})"
+        ".run_sync('SELECT TOP 5 * FROM TAP_SCHEMA.tables').to_table()"
+    )
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>tapd TAP service</title></head>"
+        f"<body><h1>TAP service</h1><p>Base URL: <code>{xml_text(base)}</code></p>"
+        f"<ul>{links}</ul><p>From Python:</p><pre>{xml_text(example)}</pre></body></html>"
+    )
+    return HTMLResponse(page)

@@ -1,0 +1,63 @@
+"""Running the HTTP service under uvicorn (``tapd serve``, ``tapd demo``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from tapd.config import Config
+from tapd.http.app import asgi_app
+from tapd.http.service import normalise_base_path
+from tapd.log import get_logger
+from tapd.store import require_current_schema
+from tapd.store.connection import connect
+
+log = get_logger(component="http")
+
+
+def check_database(config: Config) -> None:
+    """Refuse to start (one line, ``TapdError``) without a reachable, current job store."""
+    with connect(config.dsn, application_name="tapd http") as conn:
+        require_current_schema(conn, config.schema)
+
+
+def run_server(config: Config, *, on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM; ``on_ready(base_url)`` once the socket listens."""
+    import uvicorn
+
+    check_database(config)
+    # uvicorn's own loggers stay quiet: tapd logs requests as structlog events.
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            asgi_app(config),
+            host=config.host,
+            port=config.port,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_keep_alive=30,
+        )
+    )
+    asyncio.run(_serve(server, config, on_ready))
+
+
+async def _serve(server: object, config: Config, on_ready: Callable[[str], None] | None) -> None:
+    serving = asyncio.ensure_future(server.serve())  # type: ignore[attr-defined]
+    while not getattr(server, "started", False) and not serving.done():
+        await asyncio.sleep(0.05)
+    if getattr(server, "started", False):
+        sockets = [s for srv in getattr(server, "servers", []) for s in srv.sockets]
+        port = sockets[0].getsockname()[1] if sockets else config.port
+        host = config.host if config.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        url = f"http://{host}:{port}{normalise_base_path(config.base_path)}"
+        log.info("http.listening", url=url)
+        if on_ready is not None:
+            on_ready(url)
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving

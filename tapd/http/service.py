@@ -1,0 +1,104 @@
+"""The HTTP service's shared state: configuration, connection pool, WAIT listener, URLs, owners.
+
+Job-store calls are synchronous (``tapd.store.JobStore`` over psycopg); the
+service runs each in a worker thread with a connection from a bounded pool, so
+the event loop never blocks on the database. Synchronous queries get their own
+bounded pool (``sync_slots``), so a burst of slow /sync queries cannot take the
+connections job control needs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from psycopg_pool import ConnectionPool
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from tapd.config import Config
+from tapd.http.problems import Forbidden, NotFound
+from tapd.http.waiting import PhaseWaiter
+from tapd.store import Job, JobStore
+from tapd.store.jobdir import is_valid_job_id
+
+T = TypeVar("T")
+
+#: Jobs shown by the job list a DELETE redirects to (INT-09: keep it small).
+DELETE_REDIRECT_LAST = 20
+
+
+@dataclass
+class TapService:
+    """Everything the endpoints share; built by the app's lifespan."""
+
+    config: Config
+    pool: ConnectionPool
+    sync_pool: ConnectionPool
+    waiter: PhaseWaiter
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    @property
+    def jobs_dir(self) -> Path:
+        return Path(self.config.jobs_dir)
+
+    @property
+    def base_path(self) -> str:
+        return normalise_base_path(self.config.base_path)
+
+    async def store(self, operation: Callable[[JobStore], T]) -> T:
+        """Run ``operation`` on a ``JobStore`` over a pooled connection, in a worker thread."""
+
+        def call() -> T:
+            with self.pool.connection() as conn:
+                return operation(JobStore(conn, self.config.schema))
+
+        return await run_in_threadpool(call)
+
+    def base_url(self, request: Request) -> str:
+        """Absolute URL of the TAP service: ``public_url`` or what the request reached."""
+        if self.config.public_url:
+            return str(self.config.public_url).rstrip("/")
+        url = request.url
+        return f"{url.scheme}://{url.netloc}{self.base_path}"
+
+    def job_url(self, request: Request, job_id: str) -> str:
+        return f"{self.base_url(request)}/async/{job_id}"
+
+    def owner(self, request: Request) -> str | None:
+        """The caller's identity from the trusted proxy header, or None (anonymous)."""
+        header = self.config.owner_header
+        if not header:
+            return None
+        value = request.headers.get(header, "").strip()
+        return value or None
+
+    async def owned_job(self, request: Request, job_id: str) -> Job:
+        """The job ``job_id`` if it exists and belongs to the caller."""
+        check_job_id(job_id)
+        job = await self.store(lambda s: s.get_job(job_id))
+        check_owner(job, self.owner(request))
+        return job
+
+
+def normalise_base_path(path: str) -> str:
+    """``tap``, ``/tap/`` and ``//tap`` all become ``/tap``; the root is ``""``."""
+    parts = [p for p in str(path).split("/") if p]
+    return "/" + "/".join(parts) if parts else ""
+
+
+def check_job_id(job_id: str) -> None:
+    """404 for anything that cannot be a job id (path tricks never reach the filesystem)."""
+    if not is_valid_job_id(job_id):
+        raise NotFound(
+            f"no job with id {job_id!r}: job ids are 1 to 64 letters, digits, '-' or '_'"
+        )
+
+
+def check_owner(job: Job, owner: str | None) -> None:
+    """Owners see and control only their own jobs (UWS 1.1 §3)."""
+    if job.owner != owner:
+        raise Forbidden(f"job {job.job_id} belongs to another user")

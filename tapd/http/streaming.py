@@ -1,0 +1,101 @@
+"""A file-like pipe from a worker thread's blocking writer to an async HTTP response.
+
+The runner's result writers write to a binary file object; ``ResultPipe``
+collects their writes into chunks and hands them to the event loop with a
+bounded number of chunks in flight, so a slow client slows the query down
+instead of filling memory. When the client goes away, the next write raises
+``ClientGone`` in the worker thread, which ends the query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+#: Bytes collected before a chunk is handed to the response.
+CHUNK_SIZE = 64 * 1024
+#: Chunks in flight between the worker thread and the client.
+MAX_CHUNKS = 8
+
+_DATA = "data"
+_END = "end"
+
+
+class ClientGone(Exception):
+    """The HTTP client disconnected; the query should stop."""
+
+
+class ResultPipe:
+    """Writable from one thread (``write``/``flush``/``finish``), readable from the loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._slots = threading.BoundedSemaphore(MAX_CHUNKS)
+        self._buffer = bytearray()
+        self._cancelled = threading.Event()
+        self.bytes_written = 0
+        self.started = threading.Event()
+
+    # -- the worker thread's side ------------------------------------------------
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self._cancelled.is_set():
+            raise ClientGone("the client disconnected")
+        self._buffer += data
+        if len(self._buffer) >= CHUNK_SIZE:
+            self._send_buffer()
+        return len(data)
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._send_buffer()
+
+    def _send_buffer(self) -> None:
+        while not self._slots.acquire(timeout=0.5):
+            if self._cancelled.is_set():
+                raise ClientGone("the client disconnected")
+        chunk = bytes(self._buffer)
+        self._buffer.clear()
+        self.bytes_written += len(chunk)
+        self.started.set()
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, (_DATA, chunk))
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Called once by the worker when it is done (``error`` if it failed)."""
+        if error is None and not self._cancelled.is_set():
+            with contextlib.suppress(ClientGone):
+                self.flush()
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, (_END, error))
+
+    # -- the event loop's side ---------------------------------------------------
+
+    async def first(self) -> tuple[bytes | None, BaseException | None]:
+        """Wait for the first chunk or the end: (chunk, None), (None, error) or (None, None)."""
+        kind, value = await self._queue.get()
+        if kind == _DATA:
+            self._slots.release()
+            return value, None
+        return None, value
+
+    async def rest(self) -> AsyncIterator[bytes]:
+        """The remaining chunks, until the worker finishes."""
+        try:
+            while True:
+                kind, value = await self._queue.get()
+                if kind == _END:
+                    return
+                self._slots.release()
+                yield value
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Stop the worker at its next write (client gone, or response finished)."""
+        self._cancelled.set()
