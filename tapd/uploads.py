@@ -34,9 +34,7 @@ from psycopg import sql
 from tapd.catalog import CatalogColumn, CatalogTable
 from tapd.columns import ColumnMeta
 from tapd.errors import TapdError
-
-#: Sub-directory of a job directory holding its inline upload parts.
-UPLOADS_DIR = "uploads"
+from tapd.store.jobdir import UPLOADS_DIR
 
 #: DALI 3.4.5: an upload name is an ADQL regular identifier without schema.
 UPLOAD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
