@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -88,6 +89,7 @@ def create_app(config: Config) -> Starlette:
             yield
         finally:
             await service.waiter.stop()
+            service.sync_executor.shutdown(wait=False, cancel_futures=True)
             service.pool.close()
             service.sync_pool.close()
             log.info("http.stopped")
@@ -117,7 +119,10 @@ def open_service(config: Config) -> TapService:
     pool = _pool(config.dsn, control_size, "tapd http")
     sync_pool = _pool(config.dsn, sync_slots, "tapd http sync")
     waiter = PhaseWaiter(config.dsn, phase_channel(config.schema))
-    return TapService(config=config, pool=pool, sync_pool=sync_pool, waiter=waiter)
+    executor = ThreadPoolExecutor(max_workers=sync_slots, thread_name_prefix="tapd-sync")
+    return TapService(
+        config=config, pool=pool, sync_pool=sync_pool, waiter=waiter, sync_executor=executor
+    )
 
 
 def _pool(dsn: str, size: int, name: str) -> ConnectionPool:

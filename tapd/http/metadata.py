@@ -117,15 +117,29 @@ async def availability(request: Request) -> Response:
     return responses.xml(availability_document(True, [note], service.started))
 
 
-def _table_set_info(conn: psycopg.Connection[Any]) -> TableSetInfo:
-    """Schema descriptions and foreign keys from TAP_SCHEMA (what Catalog does not hold)."""
-    from tapd.catalog import tap_schema_keys, tap_schema_schemas
+_SCHEMAS_SQL = """
+SELECT schema_name, description FROM tap_schema.schemas
+ORDER BY schema_index NULLS LAST, schema_name
+"""
+_KEYS_SQL = """
+SELECT k.key_id, k.from_table, k.target_table, k.description, k.utype,
+       c.from_column, c.target_column
+FROM tap_schema.keys AS k JOIN tap_schema.key_columns AS c USING (key_id)
+ORDER BY k.key_id, c.from_column
+"""
 
-    keys = [
-        ForeignKey(k.from_table, k.target_table, tuple(k.columns), k.description, k.utype)
-        for k in tap_schema_keys(conn)
-    ]
-    return TableSetInfo(dict(tap_schema_schemas(conn)), keys)
+
+def _table_set_info(conn: psycopg.Connection[Any]) -> TableSetInfo:
+    """Schema descriptions and foreign keys from TAP_SCHEMA (what ``Catalog`` does not hold)."""
+    schemas = {name: description for name, description in conn.execute(_SCHEMAS_SQL)}
+    keys: dict[str, ForeignKey] = {}
+    for key_id, source, target, description, utype, from_column, target_column in conn.execute(
+        _KEYS_SQL
+    ):
+        known = keys.get(key_id)
+        pairs = (known.columns if known else ()) + ((from_column, target_column),)
+        keys[key_id] = ForeignKey(source, target, pairs, description, utype)
+    return TableSetInfo(schemas, list(keys.values()))
 
 
 async def _catalog_and_info(service: TapService) -> tuple[Any, TableSetInfo]:

@@ -10,10 +10,13 @@ connections job control needs.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
@@ -30,6 +33,9 @@ T = TypeVar("T")
 #: Jobs shown by the job list a DELETE redirects to (INT-09: keep it small).
 DELETE_REDIRECT_LAST = 20
 
+#: Seconds a loaded catalog (TAP_SCHEMA) serves /sync queries before it is read again.
+CATALOG_TTL = 10.0
+
 
 @dataclass
 class TapService:
@@ -39,7 +45,26 @@ class TapService:
     pool: ConnectionPool
     sync_pool: ConnectionPool
     waiter: PhaseWaiter
+    sync_executor: ThreadPoolExecutor
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    _catalog: Any = None
+    _catalog_loaded: float = 0.0
+    _catalog_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def catalog(self, conn: Any) -> Any:
+        """TAP_SCHEMA as a ``Catalog``, re-read at most every ``CATALOG_TTL`` seconds.
+
+        Called from worker threads with a connection they hold; saves reading
+        TAP_SCHEMA for every synchronous query.
+        """
+        from tapd.catalog import load_catalog
+
+        with self._catalog_lock:
+            now = time.monotonic()
+            if self._catalog is None or now - self._catalog_loaded > CATALOG_TTL:
+                self._catalog = load_catalog(conn)
+                self._catalog_loaded = now
+            return self._catalog
 
     @property
     def jobs_dir(self) -> Path:

@@ -96,6 +96,10 @@ class ResultPipe:
         finally:
             self.cancel()
 
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
     def cancel(self) -> None:
         """Stop the worker at its next write (client gone, or response finished)."""
         self._cancelled.set()

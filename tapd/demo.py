@@ -1,0 +1,205 @@
+"""``tapd demo``: a complete TAP service on loopback for someone trying tapd.
+
+A throwaway PostgreSQL with pgsphere (``DevCluster``), tapd's tables and
+TAP_SCHEMA, a sample catalog ``demo.stars`` (positions as ra/dec and a
+pgsphere ``spoint`` with a GiST index, magnitudes, names), one runner daemon
+(``tapd run``, its own process), and the HTTP service in this process. Runs
+until Ctrl-C (or SIGTERM), then stops the daemon and PostgreSQL and deletes
+every file it made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from tapd.config import Config, load_config
+from tapd.log import get_logger
+
+log = get_logger(component="demo")
+
+SAMPLE_TABLE = "demo.stars"
+
+#: TAP_SCHEMA metadata of the sample catalog (``tapd.catalog.publish_table``).
+SAMPLE_METADATA: dict[str, Any] = {
+    "description": "Synthetic stars spread uniformly over the sky (tapd demo catalog)",
+    "columns": {
+        "id": {"description": "Star identifier", "ucd": "meta.id;meta.main", "principal": True},
+        "name": {"description": "Star name", "ucd": "meta.id", "principal": True},
+        "ra": {
+            "description": "Right ascension (ICRS)",
+            "unit": "deg",
+            "ucd": "pos.eq.ra;meta.main",
+            "principal": True,
+        },
+        "dec": {
+            "description": "Declination (ICRS)",
+            "unit": "deg",
+            "ucd": "pos.eq.dec;meta.main",
+            "principal": True,
+        },
+        "pos": {"description": "Position as a point (ra, dec)", "unit": "deg", "ucd": "pos.eq"},
+        "gmag": {
+            "description": "G magnitude",
+            "unit": "mag",
+            "ucd": "phot.mag;em.opt",
+            "principal": True,
+        },
+        "bpmag": {"description": "Blue magnitude", "unit": "mag", "ucd": "phot.mag;em.opt.B"},
+        "rpmag": {"description": "Red magnitude", "unit": "mag", "ucd": "phot.mag;em.opt.R"},
+        "parallax": {"description": "Parallax", "unit": "mas", "ucd": "pos.parallax"},
+    },
+}
+
+
+def create_sample_catalog(conn: psycopg.Connection[Any], rows: int, query_role: str) -> None:
+    """Create, fill, index and publish ``demo.stars`` with ``rows`` synthetic stars."""
+    from tapd.catalog import publish_table
+
+    with conn.transaction():
+        conn.execute("CREATE SCHEMA IF NOT EXISTS demo")
+        conn.execute("COMMENT ON SCHEMA demo IS 'The tapd demo catalog'")
+        conn.execute("DROP TABLE IF EXISTS demo.stars")
+        conn.execute(
+            """CREATE TABLE demo.stars (
+                   id bigint PRIMARY KEY,
+                   name text NOT NULL,
+                   ra double precision NOT NULL,
+                   dec double precision NOT NULL,
+                   pos spoint NOT NULL,
+                   gmag real,
+                   bpmag real,
+                   rpmag real,
+                   parallax real
+               )"""
+        )
+        # Deterministic: the same stars in every demo. Uniform on the sphere:
+        # ra uniform, sin(dec) uniform.
+        conn.execute("SELECT setseed(0.42)")
+        conn.execute(
+            sql.SQL(
+                """INSERT INTO demo.stars (id, name, ra, dec, pos, gmag, bpmag, rpmag, parallax)
+                   SELECT id, name, ra, dec, spoint(radians(ra), radians(dec)),
+                          g, g + colour, g - colour * 0.8,
+                          CASE WHEN id % 7 = 0 THEN NULL ELSE round((random() * 20)::numeric, 3) END
+                   FROM (
+                       SELECT i AS id,
+                              'TDS ' || lpad(i::text, 7, '0') AS name,
+                              360 * random() AS ra,
+                              degrees(asin(2 * random() - 1)) AS dec,
+                              (6 + 15 * sqrt(random()))::real AS g,
+                              (random() * 1.5 - 0.2)::real AS colour
+                       FROM generate_series(1, {}) AS i
+                   ) AS s"""
+            ).format(sql.Literal(rows))
+        )
+        conn.execute("CREATE INDEX stars_pos ON demo.stars USING gist (pos)")
+        conn.execute("CREATE INDEX stars_gmag ON demo.stars (gmag)")
+    conn.execute("ANALYZE demo.stars")
+    publish_table(conn, SAMPLE_TABLE, SAMPLE_METADATA, query_role)
+
+
+def prepare_database(dsn: str, config: Config, rows: int) -> None:
+    """pgsphere, tapd's tables, TAP_SCHEMA and the sample catalog in the database ``dsn``."""
+    from tapd.catalog import ensure_tap_schema
+    from tapd.pgsphere import install_pgsphere
+    from tapd.store import initialise_schema
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        install_pgsphere(conn)
+        initialise_schema(conn, config.schema)
+        ensure_tap_schema(conn, config.query_role)
+        create_sample_catalog(conn, rows, config.query_role)
+
+
+def demo_config(base: Config, workdir: Path, dsn: str, port: int) -> Config:
+    """Defaults (not /etc/tapd) with the demo's database, jobs directory and port."""
+    empty = workdir / "tapd.toml"
+    empty.write_text("")
+    config = load_config(empty, environ={})
+    return config.replace(
+        dsn=dsn,
+        jobs_dir=str(workdir / "jobs"),
+        host="127.0.0.1",
+        port=port,
+        level=base.level,
+        format=base.format,
+    )
+
+
+def banner(url: str, rows: int) -> str:
+    query = "SELECT TOP 5 name, ra, dec, gmag FROM demo.stars ORDER BY gmag"
+    one_liner = (
+        f"python3 -c \"import pyvo; print(pyvo.dal.TAPService('{url}')"
+        f".run_sync('{query}').to_table())\""
+    )
+    return (
+        f"\ntapd demo is running.\n\n  TAP service: {url}\n\n"
+        f"Try it with pyvo (pip install pyvo):\n\n  {one_liner}\n\n"
+        f"or TOPCAT / STILTS: stilts taplint tapurl={url}\n"
+        f"Sample catalog: demo.stars ({rows:,} synthetic stars: positions, magnitudes, names).\n"
+        "Press Ctrl-C to stop; everything the demo created is removed.\n"
+    )
+
+
+def run_demo(base: Config, *, port: int = 8080, rows: int = 100_000) -> int:
+    """Start everything, serve until interrupted, clean up. Returns the exit status."""
+    from tapd.devcluster import DevCluster
+    from tapd.http.server import run_server
+
+    workdir = Path(tempfile.mkdtemp(prefix="tapd-demo-"))
+    cluster = DevCluster(base_dir=workdir / "postgresql", dbname="tapd")
+    daemon: subprocess.Popen[bytes] | None = None
+    try:
+        print("Starting a private PostgreSQL with pgsphere ...", flush=True)
+        cluster.start()
+        config = demo_config(base, workdir, cluster.dsn, port)
+        Path(config.jobs_dir).mkdir()
+        print(f"Creating the sample catalog ({rows:,} stars) ...", flush=True)
+        prepare_database(cluster.dsn, config, rows)
+        print("Starting a runner daemon ...", flush=True)
+        daemon = start_daemon(config, workdir)
+        run_server(config, on_ready=lambda url: print(banner(url, rows), flush=True))
+        print("\nStopping ...", flush=True)
+    finally:
+        if daemon is not None:
+            stop_process(daemon)
+        with contextlib.suppress(Exception):
+            cluster.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("tapd demo stopped and cleaned up.", flush=True)
+    return 0
+
+
+def start_daemon(config: Config, workdir: Path) -> subprocess.Popen[bytes]:
+    """``tapd run`` for the demo, in its own session (Ctrl-C is ours to pass on)."""
+    env = {
+        **os.environ,
+        "TAPD_CONFIG": str(workdir / "tapd.toml"),
+        "TAPD_DSN": config.dsn,
+        "TAPD_JOBS_DIR": str(config.jobs_dir),
+        "TAPD_LEVEL": str(config.level),
+        "TAPD_FORMAT": str(config.format),
+    }
+    return subprocess.Popen([sys.executable, "-m", "tapd", "run"], env=env, start_new_session=True)
+
+
+def stop_process(process: subprocess.Popen[bytes], grace: float = 30.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
