@@ -21,7 +21,7 @@ from tapd.errors import ConfigError
 DEFAULT_CONFIG_FILE = Path("/etc/tapd/tapd.toml")
 
 #: TAPD_* environment variables that are not settings.
-NON_SETTING_VARIABLES = frozenset({"TAPD_CONFIG", "TAPD_PG_BINDIR"})
+NON_SETTING_VARIABLES = frozenset({"TAPD_CONFIG", "TAPD_PG_BINDIR", "TAPD_JOURNAL_SOCKET"})
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("runner", "shutdown_grace", float, 20.0, "seconds running jobs get to finish when the daemon stops", minimum=0),
     Setting("runner", "shutdown_policy", str, "abort", "what happens to jobs still running after the grace period", choices=("abort", "requeue")),
     Setting("runner", "fetch_batch_rows", int, 10000, "rows fetched per batch from the server-side cursor", minimum=1),
+    Setting("runner", "sweep_interval", float, 30.0, "seconds between sweeps that destroy jobs past their destruction time", minimum=0.1),
     # [limits]
     Setting("limits", "execution_duration_default", int, 600, "executionDuration of a new job, seconds", minimum=1),
     Setting("limits", "execution_duration_max", int, 3600, "largest executionDuration a client may set, seconds", minimum=1),

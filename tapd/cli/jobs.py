@@ -4,20 +4,140 @@ store, the runner daemon and the runner, from the command line."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime as dt
+import shutil
 import sys
+from collections.abc import Iterator
+from typing import IO, Any
 
 from tapd.cli.context import load_cli_config, store_connection
+from tapd.config import Config
+from tapd.errors import TapdError
+from tapd.log import get_logger
 from tapd.pgsphere import PgSphereMissing, install_pgsphere
-from tapd.store import initialise_schema
+from tapd.store import (
+    FINAL_PHASES,
+    Job,
+    JobPhase,
+    JobStore,
+    initialise_schema,
+    require_current_schema,
+)
+from tapd.store.jobdir import is_valid_job_id, job_dir
+from tapd.store.policy import destruction_for, execution_duration_for
+
+log = get_logger()
+
+Subparsers = argparse._SubParsersAction  # type: ignore[type-arg]
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add this module's sub-commands."""
-    parser = subparsers.add_parser(
-        "initdb",
-        help="create or upgrade tapd's tables (idempotent), TAP_SCHEMA and pgsphere",
+    p = subparsers.add_parser(
+        "initdb", help="create or upgrade tapd's tables (idempotent), TAP_SCHEMA and pgsphere"
     )
-    parser.set_defaults(handler=_initdb)
+    p.set_defaults(handler=_initdb)
+
+    p = subparsers.add_parser("run", help="run the runner daemon (the systemd service)")
+    p.set_defaults(handler=_run)
+
+    p = subparsers.add_parser("submit", help="create an async job; prints its id")
+    p.add_argument("query", help="the ADQL query")
+    _format_options(p)
+    p.add_argument("--run", action="store_true", help="queue the job at once (PHASE=RUN)")
+    p.add_argument("--run-id", help="RUNID: a label of your own")
+    p.add_argument(
+        "--execution-duration", type=int, metavar="SECONDS", help="time limit of the job"
+    )
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any other TAP parameter (repeatable)",
+    )
+    p.set_defaults(handler=_submit)
+
+    p = subparsers.add_parser("jobs", help="list jobs, newest first")
+    p.add_argument("--phase", action="append", type=str.upper, choices=[x.value for x in JobPhase])
+    p.add_argument("--last", type=int, metavar="N", help="only the N newest")
+    p.set_defaults(handler=_jobs)
+
+    p = subparsers.add_parser("show", help="show one job")
+    p.add_argument("job_id")
+    p.set_defaults(handler=_show)
+
+    p = subparsers.add_parser("abort", help="abort a job (stops it if it is running)")
+    p.add_argument("job_id")
+    p.set_defaults(handler=_abort)
+
+    p = subparsers.add_parser("result", help="write a completed job's result")
+    p.add_argument("job_id")
+    p.add_argument("-o", "--output", metavar="FILE", help="file to write (default: stdout)")
+    p.set_defaults(handler=_result)
+
+    p = subparsers.add_parser(
+        "query", help="run a query synchronously through the runner and write its result"
+    )
+    p.add_argument("query", help="the ADQL query")
+    _format_options(p)
+    p.add_argument("-o", "--output", metavar="FILE", help="file to write (default: stdout)")
+    p.set_defaults(handler=_query)
+
+
+def _format_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-f", "--format", help="RESPONSEFORMAT, e.g. votable, csv, fits (default votable)"
+    )
+    parser.add_argument("--maxrec", type=int, metavar="N", help="at most N rows (MAXREC)")
+
+
+def _tap_parameters(args: argparse.Namespace) -> list[tuple[str, str]]:
+    params = [("LANG", "ADQL"), ("QUERY", args.query)]
+    if args.format:
+        params.append(("RESPONSEFORMAT", args.format))
+    if args.maxrec is not None:
+        params.append(("MAXREC", str(args.maxrec)))
+    for item in getattr(args, "param", []):
+        name, equals, value = item.partition("=")
+        if not equals or not name.strip():
+            raise TapdError(f"--param must be NAME=VALUE, got {item!r}")
+        params.append((name.strip(), value))
+    if getattr(args, "run_id", None):
+        params.append(("RUNID", args.run_id))
+    return params
+
+
+@contextlib.contextmanager
+def _store(config: Config) -> Iterator[JobStore]:
+    with store_connection(config) as conn:
+        require_current_schema(conn, config.schema)
+        yield JobStore(conn, config.schema)
+
+
+def _checked_id(job_id: str) -> str:
+    if not is_valid_job_id(job_id):
+        raise TapdError(f"no job with id {job_id!r}")
+    return job_id
+
+
+@contextlib.contextmanager
+def _output(path: str | None) -> Iterator[IO[bytes]]:
+    if path is None or path == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    try:
+        out = open(path, "wb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise TapdError(f"cannot write {path}: {exc.strerror}") from None
+    with out:
+        yield out
+
+
+# -- initdb and run ------------------------------------------------------------
 
 
 def _initdb(args: argparse.Namespace) -> int:
@@ -37,15 +157,160 @@ def _initdb(args: argparse.Namespace) -> int:
         print(f"tapd schema {config.schema!r} is up to date (version {result.after})")
     else:
         print(
-            f"upgraded tapd schema {config.schema!r} from version {result.before} to {result.after}"
+            f"upgraded tapd schema {config.schema!r} to version {result.after}"
+            f" (was {result.before})"
         )
+    jobs_dir = config.jobs_path
+    if not jobs_dir.exists():
+        try:
+            jobs_dir.mkdir(parents=True, mode=0o750)
+            print(f"created job directory {jobs_dir}")
+        except OSError as exc:
+            print(f"tapd: warning: cannot create {jobs_dir}: {exc.strerror}", file=sys.stderr)
     return 0
 
 
-def _ensure_tap_schema(conn: object, query_role: str) -> None:
-    """TAP_SCHEMA and the query role, once the catalog module provides them."""
+def _ensure_tap_schema(conn: Any, query_role: str) -> None:
+    """TAP_SCHEMA and the query role (``tapd.catalog``)."""
     try:
         from tapd.catalog import ensure_tap_schema  # type: ignore[attr-defined]
     except ImportError:
         return
     ensure_tap_schema(conn, query_role)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tapd.daemon import run_daemon
+
+    config = load_cli_config(args)
+
+    def reload() -> Config:
+        return load_cli_config(args, configure_logging=False)
+
+    return run_daemon(config, reload_config=reload)
+
+
+# -- jobs ----------------------------------------------------------------------
+
+
+def _submit(args: argparse.Namespace) -> int:
+    config = load_cli_config(args)
+    now = dt.datetime.now(dt.UTC)
+    with _store(config) as store:
+        job = store.create_job(
+            _tap_parameters(args),
+            execution_duration=execution_duration_for(args.execution_duration, config),
+            destruction=destruction_for(now, None, config, now=now),
+            queue=args.run,
+        )
+    log.info("job.phase", job_id=job.job_id, phase=job.phase.value)
+    print(job.job_id)
+    return 0
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    config = load_cli_config(args)
+    with _store(config) as store:
+        jobs = store.list_jobs(phases=args.phase or (), last=args.last)
+    for job in jobs:
+        created = job.creation_time.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        print(f"{job.job_id}  {job.phase.value:<9}  {created}  {job.run_id or ''}".rstrip())
+    return 0
+
+
+def _time(moment: dt.datetime | None) -> str:
+    return (
+        moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        if moment
+        else "-"
+    )
+
+
+def describe_job(job: Job) -> list[str]:
+    """``tapd show``: the job as lines of ``name: value``."""
+    lines = [
+        f"jobId: {job.job_id}",
+        f"phase: {job.phase.value}",
+        f"runId: {job.run_id or '-'}",
+        f"owner: {job.owner or '-'}",
+        f"creationTime: {_time(job.creation_time)}",
+        f"startTime: {_time(job.start_time)}",
+        f"endTime: {_time(job.end_time)}",
+        f"executionDuration: {job.execution_duration}",
+        f"destruction: {_time(job.destruction)}",
+        f"quote: {_time(job.quote)}",
+        "parameters:",
+    ]
+    for name, values in sorted(job.parameters.items()):
+        lines += [f"  {name}: {value}" for value in values]
+    if job.results:
+        lines.append("results:")
+        for r in job.results:
+            overflow = ", overflow" if r.overflow else ""
+            lines.append(
+                f"  {r.result_id}: {r.filename} ({r.mime_type}, {r.size} bytes,"
+                f" {r.rows} rows{overflow})"
+            )
+    if job.error is not None:
+        lines.append(f"error: {job.error.message}")
+    if job.runner_host or job.runner_pid:
+        lines.append(f"runner: host {job.runner_host or '-'}, pid {job.runner_pid or '-'}")
+    return lines
+
+
+def _show(args: argparse.Namespace) -> int:
+    config = load_cli_config(args)
+    with _store(config) as store:
+        job = store.get_job(_checked_id(args.job_id))
+    print("\n".join(describe_job(job)))
+    return 0
+
+
+def _abort(args: argparse.Namespace) -> int:
+    config = load_cli_config(args)
+    with _store(config) as store:
+        job = store.abort_job(_checked_id(args.job_id))
+    log.info("job.phase", job_id=job.job_id, phase=job.phase.value, reason="tapd abort")
+    print(f"{job.job_id} {job.phase.value}")
+    return 0
+
+
+def _result(args: argparse.Namespace) -> int:
+    config = load_cli_config(args)
+    with _store(config) as store:
+        job = store.get_job(_checked_id(args.job_id))
+    result = job.result("result")
+    if result is None:
+        if job.phase in FINAL_PHASES and job.error is not None:
+            raise TapdError(f"job {job.job_id} is {job.phase.value}: {job.error.message}")
+        raise TapdError(f"job {job.job_id} is {job.phase.value} and has no result (yet)")
+    path = job_dir(config.jobs_path, job.job_id) / result.filename
+    try:
+        source = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise TapdError(f"the result file {path} cannot be read: {exc.strerror}") from None
+    with source, _output(args.output) as out:
+        shutil.copyfileobj(source, out)
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    from tapd.runner import run_sync, tap_request
+
+    config = load_cli_config(args)
+    grouped: dict[str, list[str]] = {}
+    for name, value in _tap_parameters(args):
+        grouped.setdefault(name.upper(), []).append(value)
+    request = tap_request(grouped, config)
+    with (
+        store_connection(config, application_name="tapd query") as conn,
+        _output(args.output) as out,
+    ):
+        result = run_sync(conn, request, out, config=config)
+    log.debug("query.done", rows=result.rows, overflow=result.overflow)
+    if result.overflow:
+        print(
+            f"tapd: note: the result was truncated at {request.maxrec} rows (MAXREC)",
+            file=sys.stderr,
+        )
+    return 0

@@ -307,7 +307,7 @@ class JobStore:
     def finish_job(
         self,
         job_id: str,
-        instance: str,
+        instance: str | None,
         phase: JobPhase,
         *,
         results: Sequence[ResultEntry] = (),
@@ -326,7 +326,7 @@ class JobStore:
         )
         return bool(rows)
 
-    def requeue_jobs(self, instance: str, job_ids: Sequence[str]) -> list[str]:
+    def requeue_jobs(self, instance: str | None, job_ids: Sequence[str]) -> list[str]:
         """Put claimed jobs back at the head of the queue; returns those requeued."""
         rows = self._rows("requeue_jobs", instance=instance, job_ids=list(job_ids))
         return [r["job_id"] for r in rows]
@@ -405,9 +405,10 @@ class JobStore:
         rows = self._rows("forget_runners", instances=list(instances))
         return [r["instance"] for r in rows]
 
-    def expire_runners(self, timeout: float) -> list[str]:
-        """Remove daemons silent for longer than ``timeout`` seconds."""
-        return [r["instance"] for r in self._rows("expire_runners", timeout=timeout)]
+    def expire_runners(self, timeout: float, keep: str | None = None) -> list[str]:
+        """Remove daemons silent for longer than ``timeout`` seconds (except ``keep``)."""
+        rows = self._rows("expire_runners", timeout=timeout, keep=keep)
+        return [r["instance"] for r in rows]
 
     # -- destruction ----------------------------------------------------------
 

@@ -101,20 +101,22 @@ WHERE job_id = %(job_id)s AND phase = 'EXECUTING' AND runner_instance = %(instan
 RETURNING *
 
 -- name: finish_job
--- End a job this daemon runs: COMPLETED with results, or ERROR/ABORTED with
--- an error summary. No row means someone else ended it first.
+-- End a job this daemon runs (or an orphan: instance NULL or dead): COMPLETED
+-- with results, or ERROR/ABORTED with an error summary. No row means someone
+-- else ended it first.
 UPDATE {schema}.jobs
 SET phase = %(phase)s, results = %(results)s,
     error_type = %(error_type)s, error_message = %(error_message)s,
     error_has_detail = %(error_has_detail)s
-WHERE job_id = %(job_id)s AND phase = 'EXECUTING' AND runner_instance = %(instance)s
+WHERE job_id = %(job_id)s AND phase = 'EXECUTING'
+  AND runner_instance IS NOT DISTINCT FROM %(instance)s::text
 RETURNING job_id
 
 -- name: requeue_jobs
 -- Put jobs this daemon claimed back in the queue (they keep their place).
 UPDATE {schema}.jobs SET phase = 'QUEUED'
 WHERE job_id = ANY (%(job_ids)s::text[]) AND phase = 'EXECUTING'
-  AND runner_instance = %(instance)s
+  AND runner_instance IS NOT DISTINCT FROM %(instance)s::text
 RETURNING job_id
 
 -- name: runner_jobs
@@ -177,9 +179,11 @@ DELETE FROM {schema}.runners WHERE instance = ANY (%(instances)s::text[])
 RETURNING instance
 
 -- name: expire_runners
--- Remove daemons whose heartbeat is older than the timeout.
+-- Remove daemons whose heartbeat is older than the timeout (but not the
+-- caller's own row, which it is about to refresh).
 DELETE FROM {schema}.runners
 WHERE heartbeat < now() - make_interval(secs => %(timeout)s)
+  AND instance IS DISTINCT FROM %(keep)s::text
 RETURNING instance
 
 -- name: abort_expired_jobs

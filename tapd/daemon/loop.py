@@ -1,0 +1,726 @@
+"""The runner daemon: claim queued jobs, fork a child per job, reap, recover.
+
+One thread, one select() loop over the database socket (LISTEN) and a
+self-pipe that signals write to. Each turn: read notifications, reap
+children, enforce deadlines, then the periodic work (claim when woken or the
+poll is due, heartbeat, reconciliation, destruction sweep). The database
+connection is autocommit: no transaction stays open while jobs run. If it
+breaks, children keep running, their endings wait in memory, and the daemon
+reconnects with back-off, LISTENs again and catches up.
+
+Signals: SIGHUP reloads the configuration; SIGTERM/SIGINT stop claiming and
+give running jobs ``runner.shutdown_grace`` seconds, then abort them or put
+them back in the queue (``runner.shutdown_policy``); a second SIGTERM skips
+the grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import selectors
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from tapd import log as tapd_log
+from tapd.config import Config
+from tapd.daemon.child import EXIT_DATABASE_LOST, EXIT_DONE, ChildSpec, run_child
+from tapd.daemon.recovery import (
+    MAX_ATTEMPTS,
+    boot_id,
+    host_name,
+    reconcile_runners,
+)
+from tapd.daemon.systemd import SystemdNotifier
+from tapd.errors import TapdError
+from tapd.log import get_logger
+from tapd.store import (
+    ErrorSummary,
+    JobPhase,
+    JobStore,
+    phase_channel,
+    queue_channel,
+    require_current_schema,
+)
+from tapd.store.connection import connect, one_line
+from tapd.store.jobdir import check_jobs_dir, remove_job_dir
+
+log = get_logger()
+
+#: Seconds a child gets after SIGTERM before SIGKILL.
+STOP_GRACE = 5.0
+#: Seconds past a job's deadline before the daemon kills its child itself
+#: (the child's own alarm should have ended it at the deadline).
+DEADLINE_GRACE = 3.0
+#: Reconnect back-off: first and longest wait, seconds.
+BACKOFF_FIRST = 0.1
+BACKOFF_MAX = 5.0
+#: Seconds between refreshes of the daemon's copy of TAP_SCHEMA.
+CATALOG_REFRESH = 30.0
+
+
+@dataclass
+class Child:
+    """A forked child running one job."""
+
+    pid: int
+    job_id: str
+    attempts: int
+    execution_duration: int
+    started: float  # time.monotonic()
+    deadline: float | None
+    stop_reason: str | None = None  # why the daemon signalled it
+    stop_sent: float | None = None
+    kill_reason: str | None = None  # why the daemon killed it (SIGKILL)
+
+
+@dataclass(frozen=True)
+class PendingEnd:
+    """A job ending decided while the database was unreachable."""
+
+    job_id: str
+    phase: JobPhase
+    message: str
+    requeue: bool = False
+
+
+@dataclass
+class _Timers:
+    poll: float = 0.0
+    heartbeat: float = 0.0
+    sweep: float = 0.0
+    catalog: float = 0.0
+    watchdog: float = 0.0
+    reconnect: float = 0.0
+    backoff: float = BACKOFF_FIRST
+
+
+def exit_cause(status: int) -> tuple[int | None, int | None]:
+    """(exit code, signal number) of a waitpid status."""
+    if os.WIFSIGNALED(status):
+        return None, os.WTERMSIG(status)
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status), None
+    return None, None
+
+
+class RunnerDaemon:
+    """``tapd run``: the long-lived main process of the systemd service."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        reload_config: Callable[[], Config] | None = None,
+        notifier: SystemdNotifier | None = None,
+    ) -> None:
+        self.config = config
+        self.reload_config = reload_config
+        self.notifier = notifier or SystemdNotifier()
+        self.instance = uuid.uuid4().hex
+        self.host = host_name()
+        self.boot = boot_id()
+        self.children: dict[int, Child] = {}
+        self.pending_ends: list[PendingEnd] = []
+        self.conn: psycopg.Connection[Any] | None = None
+        self.store: JobStore | None = None
+        self.catalog: Any | None = None
+        self.wake = True
+        self.stopping = False
+        self.stop_deadline: float | None = None
+        self.timers = _Timers()
+        self.queued = 0
+        self._signals: list[int] = []
+        self._selector = selectors.DefaultSelector()
+        self._wakeup_r, self._wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._ready_sent = False
+
+    # -- life cycle ----------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until stopped; returns the exit status."""
+        check_jobs_dir(self.config.jobs_path)
+        self._install_signals()
+        self._selector.register(self._wakeup_r, selectors.EVENT_READ, "signals")
+        self._warm_up()
+        log.info(
+            "daemon.started",
+            instance=self.instance,
+            host=self.host,
+            max_jobs=self.config.max_jobs,
+            pid=os.getpid(),
+        )
+        self._connect()  # a broken configuration or database fails here, in one line
+        while not (self.stopping and not self.children):
+            self._turn()
+        self._finish()
+        return 0
+
+    def _turn(self) -> None:
+        now = time.monotonic()
+        timeout = max(0.0, self._next_deadline() - now)
+        for key, _ in self._selector.select(timeout):
+            if key.data == "signals":
+                self._drain_wakeup()
+            elif key.data == "database":
+                self._guarded(self._read_notifications)
+        self._handle_signals()
+        self._reap()
+        self._enforce_deadlines()
+        if self.conn is None:
+            if time.monotonic() >= self.timers.reconnect and not self._stop_now():
+                self._try_reconnect()
+        else:
+            self._guarded(self._periodic)
+        if self.stopping:
+            self._advance_shutdown()
+        self._watchdog()
+
+    def _finish(self) -> None:
+        if self.store is not None:
+            with contextlib.suppress(psycopg.Error):
+                self.store.unregister_runner(self.instance)
+        if self.conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self.conn.close()
+        log.info("daemon.stopped", instance=self.instance)
+        self.notifier.close()
+
+    def _stop_now(self) -> bool:
+        return self.stopping and not self.children
+
+    # -- signals ---------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        signal.set_wakeup_fd(self._wakeup_w, warn_on_full_buffer=False)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals.append(signum)
+
+    def _drain_wakeup(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wakeup_r, 512):
+                pass
+
+    def _handle_signals(self) -> None:
+        while self._signals:
+            signum = self._signals.pop(0)
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                self._begin_shutdown(signum)
+            elif signum == signal.SIGHUP:
+                self._reload()
+
+    # -- the database connection ---------------------------------------------
+
+    def _connect(self) -> None:
+        conn = connect(self.config.dsn, application_name=f"tapd runner {self.host}")
+        try:
+            require_current_schema(conn, self.config.schema)
+            store = JobStore(conn, self.config.schema)
+            for channel in (queue_channel(self.config.schema), phase_channel(self.config.schema)):
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            conn.add_notify_handler(lambda n: self._on_notify(n.channel, n.payload))
+            store.register_runner(
+                self.instance,
+                host=self.host,
+                boot_id=self.boot,
+                pid=os.getpid(),
+                max_jobs=self.config.max_jobs,
+            )
+        except BaseException:
+            conn.close()
+            raise
+        self.conn, self.store = conn, store
+        self._selector.register(conn.fileno(), selectors.EVENT_READ, "database")
+        self.timers.backoff = BACKOFF_FIRST
+        # Catch up: what happened while we were not listening.
+        self._flush_pending_ends()
+        reconcile_runners(
+            store,
+            instance=self.instance,
+            host=self.host,
+            boot=self.boot,
+            heartbeat_timeout=self.config.heartbeat_timeout,
+        )
+        self._reconcile_own()
+        self.wake = True
+        self.timers.poll = self.timers.heartbeat = 0.0
+        self._heartbeat()
+        if not self._ready_sent:
+            self._ready_sent = True
+            self.notifier.ready(self._status_text())
+            log.info("daemon.ready", instance=self.instance)
+
+    def _try_reconnect(self) -> None:
+        try:
+            self._connect()
+            log.info("daemon.database_reconnected", instance=self.instance)
+        except (TapdError, psycopg.Error) as exc:
+            message = exc.message if isinstance(exc, TapdError) else one_line(exc)
+            log.warning(
+                "daemon.reconnect_failed", error=message, retry_in_s=round(self.timers.backoff, 2)
+            )
+            self._schedule_reconnect()
+
+    def _schedule_reconnect(self) -> None:
+        self.timers.reconnect = time.monotonic() + self.timers.backoff
+        self.timers.backoff = min(BACKOFF_MAX, self.timers.backoff * 2)
+        self.notifier.status(f"database unavailable, reconnecting; {len(self.children)} running")
+
+    def _lost_connection(self, exc: BaseException) -> None:
+        log.warning("daemon.database_lost", error=one_line(exc), running=len(self.children))
+        if self.conn is not None:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(self.conn.fileno())
+            with contextlib.suppress(Exception):
+                self.conn.close()
+        self.conn = self.store = None
+        self.timers.backoff = BACKOFF_FIRST
+        self._schedule_reconnect()
+
+    def _connection_broken(self) -> bool:
+        conn = self.conn
+        return (
+            conn is None
+            or conn.closed
+            or conn.broken
+            or conn.pgconn.status != psycopg.pq.ConnStatus.OK
+        )
+
+    def _guarded(self, action: Callable[[], None]) -> None:
+        """Run database work; a broken connection starts the reconnect cycle."""
+        try:
+            action()
+        except psycopg.OperationalError as exc:
+            if self._connection_broken():
+                self._lost_connection(exc)
+            else:
+                log.error("daemon.database_error", error=one_line(exc), sqlstate=exc.sqlstate)
+        except psycopg.Error as exc:
+            log.error("daemon.database_error", error=one_line(exc), sqlstate=exc.sqlstate)
+
+    def _read_notifications(self) -> None:
+        assert self.conn is not None
+        pgconn = self.conn.pgconn
+        pgconn.consume_input()  # raises when the server closed the connection
+        while (notify := pgconn.notifies()) is not None:
+            self._on_notify(notify.relname.decode(), notify.extra.decode())
+        if self._connection_broken():
+            raise psycopg.OperationalError("the database connection was closed")
+
+    def _on_notify(self, channel: str, payload: str) -> None:
+        if channel == queue_channel(self.config.schema):
+            self.wake = True
+            return
+        try:
+            change = json.loads(payload)
+        except ValueError:
+            return
+        phase = change.get("phase")
+        if phase == JobPhase.QUEUED:
+            self.wake = True
+        # COMPLETED is only ever set by the child itself; any other change of a
+        # job we run means someone ended it (a child that is finishing blocks the
+        # signal, so it does no harm there).
+        if phase not in (JobPhase.EXECUTING, JobPhase.COMPLETED):
+            self._stop_job(change.get("job_id"), f"the job became {phase}")
+
+    # -- periodic work ---------------------------------------------------------
+
+    def _next_deadline(self) -> float:
+        now = time.monotonic()
+        candidates = [now + 1.0]
+        if self.conn is not None:
+            if self.wake and len(self.children) < self.config.max_jobs and not self.stopping:
+                candidates.append(now)
+            candidates += [self.timers.poll, self.timers.heartbeat, self.timers.sweep]
+        else:
+            candidates.append(self.timers.reconnect)
+        for child in self.children.values():
+            if child.deadline is not None and child.kill_reason is None:
+                candidates.append(child.deadline + DEADLINE_GRACE)
+            if child.stop_sent is not None and child.kill_reason is None:
+                candidates.append(child.stop_sent + STOP_GRACE)
+        if self.stop_deadline is not None:
+            candidates.append(self.stop_deadline)
+        if self.notifier.watchdog_interval:
+            candidates.append(self.timers.watchdog)
+        return min(candidates)
+
+    def _periodic(self) -> None:
+        now = time.monotonic()
+        if now >= self.timers.poll:
+            self.timers.poll = now + self.config.poll_interval
+            self.wake = True
+            self._reconcile_own()
+        if now >= self.timers.heartbeat:
+            self.timers.heartbeat = now + self.config.heartbeat_interval
+            self._heartbeat()
+            assert self.store is not None
+            reconcile_runners(
+                self.store,
+                instance=self.instance,
+                host=self.host,
+                boot=self.boot,
+                heartbeat_timeout=self.config.heartbeat_timeout,
+            )
+        if now >= self.timers.sweep:
+            self.timers.sweep = now + self.config.sweep_interval
+            self._sweep()
+        if now >= self.timers.catalog:
+            self.timers.catalog = now + CATALOG_REFRESH
+            self._refresh_catalog()
+        if self.wake and not self.stopping:
+            self._claim()
+
+    def _heartbeat(self) -> None:
+        assert self.store is not None
+        queued = self.store.heartbeat(
+            self.instance,
+            running=len(self.children),
+            max_jobs=self.config.max_jobs,
+            stopping=self.stopping,
+        )
+        if queued is None:  # given up for dead while we were away: come back
+            self.store.register_runner(
+                self.instance,
+                host=self.host,
+                boot_id=self.boot,
+                pid=os.getpid(),
+                max_jobs=self.config.max_jobs,
+            )
+            queued = 0
+        self.queued = queued
+        self.notifier.status(self._status_text())
+
+    def _status_text(self) -> str:
+        state = "stopping, " if self.stopping else ""
+        return (
+            f"{state}{len(self.children)} running, {self.queued} queued,"
+            f" {self.config.max_jobs} slots"
+        )
+
+    def _reconcile_own(self) -> None:
+        """Requeue jobs claimed in our name without a child; stop children whose
+        job the database no longer has us running (a missed abort NOTIFY)."""
+        assert self.store is not None
+        by_job = {c.job_id: c for c in self.children.values()}
+        seen = self.store.runner_jobs(self.instance, list(by_job))
+        stray = [
+            job_id
+            for job_id, row in seen.items()
+            if job_id not in by_job and row["phase"] == JobPhase.EXECUTING
+        ]
+        if stray:
+            for job_id in self.store.requeue_jobs(self.instance, stray):
+                log.info(
+                    "job.phase",
+                    job_id=job_id,
+                    phase=JobPhase.QUEUED.value,
+                    reason="claimed but never started",
+                )
+            self.wake = True
+        for job_id in by_job:
+            row = seen.get(job_id)
+            if (
+                row is None
+                or row["phase"] != JobPhase.EXECUTING
+                or (row["runner_instance"] != self.instance)
+            ):
+                phase = row["phase"] if row else "deleted"
+                self._stop_job(job_id, f"the job became {phase}")
+
+    def _sweep(self) -> None:
+        assert self.store is not None
+        for job_id in self.store.abort_expired_jobs():
+            log.info(
+                "job.phase",
+                job_id=job_id,
+                phase=JobPhase.ABORTED.value,
+                reason="destruction time reached",
+            )
+        for job_id in self.store.delete_expired_jobs():
+            remove_job_dir(self.config.jobs_path, job_id)
+            log.info("job.destroyed", job_id=job_id)
+
+    def _warm_up(self) -> None:
+        """Import what children need before forking, so each child starts warm."""
+        for module in ("tapd.formats", "tapd.adql", "tapd.catalog", "tapd.uploads"):
+            with contextlib.suppress(ImportError):
+                __import__(module)
+
+    def _refresh_catalog(self) -> None:
+        assert self.conn is not None
+        from tapd.runner import load_job_catalog, query_search_path
+
+        try:
+            self.catalog = load_job_catalog(self.conn)
+        except ImportError:
+            self.catalog = None
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:  # no TAP_SCHEMA yet: children load their own
+            log.debug("daemon.catalog_unavailable", error=one_line(exc))
+            self.catalog = None
+        query_search_path(self.conn)
+
+    # -- jobs and children -----------------------------------------------------
+
+    def _claim(self) -> None:
+        assert self.store is not None
+        free = self.config.max_jobs - len(self.children)
+        if free <= 0:
+            return
+        jobs = self.store.claim_jobs(self.instance, self.host, free)
+        if len(jobs) < free:
+            self.wake = False
+        for job in jobs:
+            self._spawn(job)
+
+    def _spawn(self, job: Any) -> None:
+        now = time.monotonic()
+        deadline = now + job.execution_duration if job.execution_duration > 0 else None
+        spec = ChildSpec(
+            job=job,
+            instance=self.instance,
+            config=self.config,
+            parent_pid=os.getpid(),
+            deadline=deadline,
+            catalog=self.catalog,
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            run_child(spec)  # never returns
+        self.children[pid] = Child(
+            pid=pid,
+            job_id=job.job_id,
+            attempts=job.attempts,
+            execution_duration=job.execution_duration,
+            started=now,
+            deadline=deadline,
+        )
+        log.info("job.phase", job_id=job.job_id, phase=JobPhase.EXECUTING.value, runner_pid=pid)
+
+    def _child_of(self, job_id: object) -> Child | None:
+        return next((c for c in self.children.values() if c.job_id == job_id), None)
+
+    def _stop_job(self, job_id: object, reason: str) -> None:
+        """Ask the child running ``job_id`` (if it is ours) to stop: SIGTERM now,
+        SIGKILL after STOP_GRACE."""
+        child = self._child_of(job_id)
+        if child is None or child.stop_sent is not None:
+            return
+        child.stop_reason = reason
+        child.stop_sent = time.monotonic()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signal.SIGTERM)
+        log.info("job.stop_signalled", job_id=child.job_id, runner_pid=child.pid, reason=reason)
+
+    def _kill(self, child: Child, reason: str) -> None:
+        child.kill_reason = reason
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signal.SIGKILL)
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for child in list(self.children.values()):
+            if child.kill_reason is not None:
+                continue
+            if child.deadline is not None and now >= child.deadline + DEADLINE_GRACE:
+                self._kill(
+                    child,
+                    f"The job exceeded its executionDuration of"
+                    f" {child.execution_duration} s and was aborted.",
+                )
+            elif child.stop_sent is not None and now >= child.stop_sent + STOP_GRACE:
+                self._kill(
+                    child, f"The runner process did not stop when asked ({child.stop_reason})."
+                )
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            except OSError as exc:  # pragma: no cover - EINTR is retried by Python
+                if exc.errno == errno.EINTR:
+                    continue
+                raise
+            if pid == 0:
+                return
+            child = self.children.pop(pid, None)
+            if child is None:
+                continue
+            self.wake = True
+            code, signum = exit_cause(status)
+            if code == EXIT_DONE:
+                continue
+            self._child_died(child, code, signum)
+
+    def _child_died(self, child: Child, code: int | None, signum: int | None) -> None:
+        """A child ended without ending its job: end it for it."""
+        if code == EXIT_DATABASE_LOST and child.attempts < MAX_ATTEMPTS:
+            end = PendingEnd(
+                child.job_id, JobPhase.QUEUED, "database connection lost", requeue=True
+            )
+        elif code == EXIT_DATABASE_LOST:
+            end = PendingEnd(
+                child.job_id,
+                JobPhase.ERROR,
+                f"The database connection was lost {child.attempts} times"
+                " while the job ran; submit it again later.",
+            )
+        elif child.kill_reason is not None:
+            phase = JobPhase.ABORTED if "executionDuration" in child.kill_reason else JobPhase.ERROR
+            end = PendingEnd(child.job_id, phase, child.kill_reason)
+        elif signum is not None:
+            end = PendingEnd(
+                child.job_id,
+                JobPhase.ERROR,
+                f"The runner process was killed by signal {signum}"
+                f" ({signal.Signals(signum).name}).",
+            )
+        else:
+            end = PendingEnd(
+                child.job_id, JobPhase.ERROR, f"The runner process failed (exit status {code})."
+            )
+        log.warning(
+            "job.runner_died",
+            job_id=child.job_id,
+            runner_pid=child.pid,
+            exit_status=code,
+            signal=signum,
+        )
+        self.pending_ends.append(end)
+        if self.conn is not None:
+            self._guarded(self._flush_pending_ends)
+
+    def _flush_pending_ends(self) -> None:
+        store = self.store
+        assert store is not None
+        while self.pending_ends:
+            end = self.pending_ends[0]
+            if end.requeue:
+                done = bool(store.requeue_jobs(self.instance, [end.job_id]))
+            else:
+                done = store.finish_job(
+                    end.job_id,
+                    self.instance,
+                    end.phase,
+                    error=ErrorSummary(end.message, has_detail=False),
+                )
+            store.terminate_job_backends(end.job_id)
+            self.pending_ends.pop(0)
+            if done:
+                fields = {"job_id": end.job_id, "phase": end.phase.value}
+                if end.requeue:
+                    log.info("job.phase", reason=end.message, **fields)
+                else:
+                    log.warning("job.phase", error=end.message, **fields)
+
+    # -- reload and shutdown ---------------------------------------------------
+
+    def _reload(self) -> None:
+        self.notifier.reloading()
+        try:
+            if self.reload_config is not None:
+                new = self.reload_config()
+                tapd_log.configure(new.level, new.format)
+                self.config = new
+            log.info(
+                "daemon.reloaded",
+                max_jobs=self.config.max_jobs,
+                poll_interval=self.config.poll_interval,
+                level=self.config.level,
+            )
+        except TapdError as exc:
+            log.error("daemon.reload_failed", error=exc.message)
+        self.timers.poll = 0.0
+        self.wake = True
+        self.notifier.ready(self._status_text())
+
+    def _begin_shutdown(self, signum: int) -> None:
+        if self.stopping:  # asked twice: no more grace
+            self.stop_deadline = time.monotonic()
+            return
+        self.stopping = True
+        self.stop_deadline = time.monotonic() + self.config.shutdown_grace
+        self.notifier.stopping(self._status_text())
+        log.info(
+            "daemon.stopping",
+            signal=signal.Signals(signum).name,
+            running=len(self.children),
+            grace_s=self.config.shutdown_grace,
+            policy=self.config.shutdown_policy,
+        )
+        if self.store is not None:
+            self._guarded(self._heartbeat)
+
+    def _advance_shutdown(self) -> None:
+        """After the grace period: abort or requeue what still runs, then stop the children."""
+        if self.stop_deadline is None or time.monotonic() < self.stop_deadline:
+            return
+        self.stop_deadline = None
+        running = [c for c in self.children.values() if c.stop_sent is None]
+        if not running:
+            return
+        ids = [c.job_id for c in running]
+        if self.store is not None:
+            if self.config.shutdown_policy == "requeue":
+                self._guarded(lambda: self._requeue_on_shutdown(ids))
+            else:
+                self._guarded(lambda: self._abort_on_shutdown(ids))
+        for child in running:
+            self._stop_job(child.job_id, f"the daemon is stopping ({self.config.shutdown_policy})")
+
+    def _requeue_on_shutdown(self, ids: list[str]) -> None:
+        assert self.store is not None
+        for job_id in self.store.requeue_jobs(self.instance, ids):
+            log.info(
+                "job.phase",
+                job_id=job_id,
+                phase=JobPhase.QUEUED.value,
+                reason="the runner daemon stopped; the job will run again",
+            )
+
+    def _abort_on_shutdown(self, ids: list[str]) -> None:
+        assert self.store is not None
+        message = "The runner daemon was stopped before the job ended; submit it again."
+        for job_id in ids:
+            if self.store.finish_job(
+                job_id,
+                self.instance,
+                JobPhase.ABORTED,
+                error=ErrorSummary(message, has_detail=False),
+            ):
+                log.warning("job.phase", job_id=job_id, phase=JobPhase.ABORTED.value, error=message)
+
+    def _watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval
+        if interval and time.monotonic() >= self.timers.watchdog:
+            self.notifier.watchdog()
+            self.timers.watchdog = time.monotonic() + interval
+
+
+def run_daemon(config: Config, reload_config: Callable[[], Config] | None = None) -> int:
+    """``tapd run``."""
+    return RunnerDaemon(config, reload_config=reload_config).run()
+
+
+__all__ = ["Child", "PendingEnd", "RunnerDaemon", "run_daemon"]

@@ -1,0 +1,434 @@
+"""One TAP query, from parameters to result file: the taprunner of tapd.
+
+parameters -> ``TapRequest`` -> uploads -> ADQL translation -> read-only query
+under the query role -> result writer. ``run_job`` does it for an async job in
+the daemon's forked child and says how the job ended; ``run_sync`` does the
+same for TAP /sync and ``tapd query``, streaming to a file object. User text
+never reaches the database untranslated: only the translator's SQL and its
+bound parameters do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import psycopg
+from psycopg import sql
+
+from tapd.config import Config
+from tapd.errors import TapdError
+from tapd.log import get_logger
+from tapd.store.jobdir import ERROR_DOCUMENT, RESULT_ID, TEMP_PREFIX, ensure_job_dir
+from tapd.store.jobs import ErrorSummary, Job, ResultEntry
+from tapd.store.phases import JobPhase
+from tapd.tap_parameters import TapRequest, parse_tap_parameters
+
+log = get_logger()
+
+
+class QueryTimeLimit(TapdError):
+    """The query ran into its time limit (executionDuration or the sync limit)."""
+
+    def __init__(self, seconds: float, what: str) -> None:
+        super().__init__(
+            f"The query exceeded the {what} of {seconds:g} s and was stopped;"
+            " make it more selective or raise the limit."
+        )
+        self.seconds = seconds
+
+
+class QueryFailed(TapdError):
+    """PostgreSQL refused or failed the translated query (the message says why)."""
+
+    def __init__(self, message: str, sqlstate: str | None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+class DatabaseLost(Exception):
+    """The connection to PostgreSQL broke while the job ran (not the user's fault)."""
+
+
+class JobInterrupted(BaseException):
+    """Raised from a signal handler in the runner's process: abort request or
+    time limit. A BaseException, so no ``except Exception`` in a writer swallows it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """How a job ended, for ``JobStore.finish_job`` and the log."""
+
+    phase: JobPhase
+    results: tuple[ResultEntry, ...] = ()
+    error: ErrorSummary | None = None
+    rows: int | None = None
+    sqlstate: str | None = None
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    rows: int
+    overflow: bool
+    mime_type: str
+
+
+# -- the pieces both entry points share --------------------------------------
+
+
+def tap_request(parameters: Any, config: Config) -> TapRequest:
+    """Checked TAP parameters, with the configured MAXREC default and ceiling."""
+    return parse_tap_parameters(
+        parameters, maxrec_default=config.maxrec_default, maxrec_max=config.maxrec_max
+    )
+
+
+def resolve_format(name: str) -> Any:
+    """The result format a RESPONSEFORMAT value names (``tapd.formats``)."""
+    from tapd import formats
+
+    return formats.resolve_format(name)
+
+
+def query_infos(request: TapRequest) -> list[tuple[str, str]]:
+    """INFOs echoed in VOTable results (VOT-04): the ADQL as submitted, TAP."""
+    return [("QUERY", request.query), ("standardID", "ivo://ivoa.net/std/TAP")]
+
+
+_search_path_cache: dict[str, str] = {}
+
+
+def query_search_path(conn: psycopg.Connection[Any]) -> str:
+    """The search_path user queries run with: only the schema holding pgsphere
+    (pg_catalog is always searched); published tables are reached by qualified
+    names from the translator."""
+    key = f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
+    if key not in _search_path_cache:
+        row = conn.execute(
+            "SELECT n.nspname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace"
+            " WHERE t.typname = 'spoint' LIMIT 1"
+        ).fetchone()
+        _search_path_cache[key] = row[0] if row else ""
+    return _search_path_cache[key]
+
+
+@contextlib.contextmanager
+def query_transaction(
+    conn: psycopg.Connection[Any],
+    *,
+    query_role: str | None,
+    timeout: float | None,
+    search_path: str,
+) -> Iterator[None]:
+    """A read-only transaction under ``query_role`` with ``statement_timeout``
+    (seconds; None or 0: none) and a bare search_path, set in one round trip."""
+    statements = [sql.SQL("SET TRANSACTION READ ONLY")]
+    if query_role:
+        statements.append(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(query_role)))
+    if timeout:
+        milliseconds = max(1, int(timeout * 1000))
+        statements.append(sql.SQL("SET LOCAL statement_timeout = {}").format(milliseconds))
+    path = sql.Identifier(search_path) if search_path else sql.Literal("")
+    statements.append(sql.SQL("SET LOCAL search_path = {}").format(path))
+    with conn.transaction():
+        conn.execute(sql.SQL("; ").join(statements))
+        yield
+
+
+def load_job_catalog(conn: psycopg.Connection[Any]) -> Any:
+    """What the query may reach, from TAP_SCHEMA (``tapd.catalog.load_catalog``)."""
+    from tapd.catalog import load_catalog  # type: ignore[attr-defined]
+
+    return load_catalog(conn)
+
+
+def translate_with_fresh_catalog(
+    request: TapRequest,
+    catalog: Any | None,
+    config: Config,
+    conn: psycopg.Connection[Any],
+    uploads: tuple[Any, ...],
+) -> Any:
+    """Translate against ``catalog`` (the daemon's warm copy); if that fails, the
+    copy may be stale (a table published since): translate again against
+    TAP_SCHEMA as it is now."""
+    if catalog is not None:
+        try:
+            return translate(request, catalog.with_uploads(uploads) if uploads else catalog, config)
+        except TapdError:
+            pass
+    fresh = load_job_catalog(conn)
+    return translate(request, fresh.with_uploads(uploads) if uploads else fresh, config)
+
+
+def translate(request: TapRequest, catalog: Any, config: Config) -> Any:
+    """The ADQL as PostgreSQL (``Translation``: sql, params, columns)."""
+    from tapd.adql import translate_adql  # type: ignore[attr-defined]
+
+    return translate_adql(request.query, catalog, limit=request.maxrec + 1, udfs=tuple(config.udfs))
+
+
+def load_request_uploads(
+    conn: psycopg.Connection[Any],
+    request: TapRequest,
+    config: Config,
+    resolve_part: Callable[[str], Path],
+    query_role: str | None,
+) -> tuple[Any, ...]:
+    """The temporary tables of the request's UPLOADs (before the read-only transaction)."""
+    if not request.uploads:
+        return ()
+    from tapd.uploads import UploadLimits, load_uploads
+
+    limits = UploadLimits(
+        max_bytes=config.upload_max_bytes,
+        max_rows=config.upload_max_rows,
+        url_allow=tuple(config.upload_url_allow),
+    )
+    with conn.transaction():
+        return load_uploads(
+            conn,
+            request.uploads,
+            resolve_part=resolve_part,
+            limits=limits,
+            query_role=query_role,
+        )
+
+
+def failure_message(exc: psycopg.Error) -> str:
+    """A database error as a sentence for the user (primary message and hint)."""
+    diag = exc.diag
+    text = diag.message_primary or str(exc).strip().splitlines()[0]
+    if diag.message_hint:
+        text += f" ({diag.message_hint})"
+    return f"The query failed in the database: {text}"
+
+
+def _remove_temp_files(job_dir: Path) -> None:
+    for path in job_dir.glob(f"{TEMP_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def write_error_file(job_dir: Path, message: str, infos: list[tuple[str, str]]) -> bool:
+    """Write ``error.xml`` (VOTable QUERY_STATUS=ERROR) atomically; False if impossible."""
+    try:
+        from tapd import formats
+
+        temp = job_dir / f"{TEMP_PREFIX}{ERROR_DOCUMENT}.{os.getpid()}"
+        with open(temp, "wb") as out:
+            formats.write_error_document(out, message, infos=infos)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, job_dir / ERROR_DOCUMENT)
+        return True
+    except Exception as exc:  # the phase and message matter more than the document
+        log.warning("job.error_document_failed", job_dir=str(job_dir), error=str(exc))
+        return False
+
+
+# -- async: one job in the daemon's child -------------------------------------
+
+
+@dataclass
+class QuerySession:
+    """Where a job's query runs: the job's own connection (``SET ROLE``) or a
+    second one from ``database.query_dsn``."""
+
+    conn: psycopg.Connection[Any]
+    role: str | None
+
+
+def run_job(
+    job: Job,
+    session: QuerySession,
+    *,
+    config: Config,
+    catalog: Any | None = None,
+    deadline: float | None = None,
+) -> JobOutcome:
+    """Run ``job`` and say how it ended; writes the result or the error document
+    into the job directory. ``deadline`` (``time.monotonic()``) bounds the
+    statement_timeout. Raises ``JobInterrupted`` (from signal handlers) and
+    ``DatabaseLost``; every other failure becomes an ERROR outcome."""
+    jobs_dir = config.jobs_path
+    job_dir = ensure_job_dir(jobs_dir, job.job_id)
+    infos: list[tuple[str, str]] = []
+    started = time.monotonic()
+    try:
+        request = tap_request(job.parameters, config)
+        infos = query_infos(request)
+        fmt = resolve_format(request.format_name)
+        from tapd.uploads import part_path
+
+        uploads = load_request_uploads(
+            session.conn, request, config, lambda part: part_path(job_dir, part), session.role
+        )
+        translation = translate_with_fresh_catalog(request, catalog, config, session.conn, uploads)
+        timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
+        with query_transaction(
+            session.conn,
+            query_role=session.role,
+            timeout=timeout,
+            search_path=query_search_path(session.conn),
+        ):
+            from tapd import formats
+
+            written = formats.write_result_file(
+                session.conn,
+                translation.sql,
+                translation.params,
+                translation.columns,
+                fmt,
+                job_dir,
+                maxrec=request.maxrec,
+                infos=infos,
+            )
+        entry = ResultEntry(
+            result_id=RESULT_ID,
+            filename=written.filename,
+            mime_type=written.mime_type,
+            size=written.size,
+            rows=written.rows,
+            overflow=written.overflow,
+        )
+        return JobOutcome(JobPhase.COMPLETED, results=(entry,), rows=written.rows)
+    except psycopg.errors.QueryCanceled as exc:
+        # Not an interrupt of ours (that raises JobInterrupted): statement_timeout.
+        _remove_temp_files(job_dir)
+        limit = QueryTimeLimit(job.execution_duration, "executionDuration")
+        has_doc = write_error_file(job_dir, limit.message, infos)
+        return JobOutcome(
+            JobPhase.ABORTED,
+            error=ErrorSummary(limit.message, has_detail=has_doc),
+            sqlstate=exc.sqlstate,
+        )
+    except psycopg.OperationalError as exc:
+        if session.conn.closed or session.conn.broken:
+            raise DatabaseLost(str(exc)) from exc
+        return _failed(job_dir, failure_message(exc), infos, exc.sqlstate)
+    except psycopg.Error as exc:
+        return _failed(job_dir, failure_message(exc), infos, exc.sqlstate)
+    except TapdError as exc:
+        return _failed(job_dir, exc.message, infos, getattr(exc, "sqlstate", None))
+    finally:
+        log.debug("job.query_done", job_id=job.job_id, duration_ms=_ms_since(started))
+
+
+def _failed(
+    job_dir: Path, message: str, infos: list[tuple[str, str]], sqlstate: str | None
+) -> JobOutcome:
+    _remove_temp_files(job_dir)
+    has_doc = write_error_file(job_dir, message, infos)
+    return JobOutcome(
+        JobPhase.ERROR, error=ErrorSummary(message, has_detail=has_doc), sqlstate=sqlstate
+    )
+
+
+def interrupted_outcome(job: Job, message: str, config: Config) -> JobOutcome:
+    """ABORTED, with the error document when the job directory allows."""
+    job_dir = config.jobs_path / job.job_id
+    has_doc = False
+    if job_dir.is_dir():
+        _remove_temp_files(job_dir)
+        infos = [("QUERY", job.parameter("QUERY") or "")]
+        has_doc = write_error_file(job_dir, message, infos)
+    return JobOutcome(JobPhase.ABORTED, error=ErrorSummary(message, has_detail=has_doc))
+
+
+def _ms_since(start: float) -> int:
+    return round((time.monotonic() - start) * 1000)
+
+
+# -- sync: TAP /sync and ``tapd query`` ------------------------------------------
+
+
+def run_sync(
+    conn: psycopg.Connection[Any],
+    request: TapRequest,
+    out: IO[bytes],
+    *,
+    config: Config,
+    catalog: Any | None = None,
+    resolve_part: Callable[[str], Path] | None = None,
+    query_role: str | None = None,
+    timeout: float | None = None,
+) -> SyncResult:
+    """Run a checked TAP request on ``conn`` and write the result to ``out``.
+
+    ``conn`` is the caller's connection (idle, not in a transaction); the query
+    runs read-only as ``query_role`` (default: the configured one; pass "" when
+    ``conn`` already logs in as the query role). ``timeout`` (default
+    ``limits.sync_execution_duration``) covers the query and the writing: when
+    it passes the query is cancelled and ``QueryTimeLimit`` raised. Raises
+    ``TapdError`` subclasses for everything the user can fix. Uploaded tables
+    are dropped afterwards.
+    """
+    from tapd import formats
+
+    role = config.query_role if query_role is None else (query_role or None)
+    limit = float(config.sync_execution_duration) if timeout is None else timeout
+    fmt = formats.resolve_format(request.format_name)
+    uploads = load_request_uploads(conn, request, config, resolve_part or _no_inline_parts, role)
+    timed_out = threading.Event()
+    timer = threading.Timer(limit, _cancel_quietly, args=(conn, timed_out)) if limit else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        query_catalog = catalog if catalog is not None else load_job_catalog(conn)
+        if uploads:
+            query_catalog = query_catalog.with_uploads(uploads)
+        translation = translate(request, query_catalog, config)
+        with query_transaction(
+            conn, query_role=role, timeout=limit or None, search_path=query_search_path(conn)
+        ):
+            summary = formats.write_result(
+                conn,
+                translation.sql,
+                translation.params,
+                translation.columns,
+                fmt,
+                out,
+                maxrec=request.maxrec,
+                infos=query_infos(request),
+            )
+        return SyncResult(rows=summary.rows, overflow=summary.overflow, mime_type=fmt.mime_type)
+    except psycopg.errors.QueryCanceled:
+        raise QueryTimeLimit(limit, "time limit of synchronous queries") from None
+    except psycopg.Error as exc:
+        if timed_out.is_set():
+            raise QueryTimeLimit(limit, "time limit of synchronous queries") from None
+        if isinstance(exc, psycopg.OperationalError) and (conn.closed or conn.broken):
+            raise
+        raise QueryFailed(failure_message(exc), exc.sqlstate) from None
+    finally:
+        if timer is not None:
+            timer.cancel()
+        if uploads and not conn.closed and not conn.broken:
+            from tapd.uploads import drop_uploads
+
+            with contextlib.suppress(psycopg.Error), conn.transaction():
+                drop_uploads(conn, uploads)
+
+
+def _no_inline_parts(part: str) -> Path:
+    from tapd.uploads import UploadError
+
+    raise UploadError(f"UPLOAD refers to param:{part}, but no such part was sent")
+
+
+def _cancel_quietly(conn: psycopg.Connection[Any], flag: threading.Event) -> None:
+    flag.set()
+    with contextlib.suppress(Exception):
+        conn.cancel()
