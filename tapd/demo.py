@@ -24,11 +24,17 @@ import psycopg
 from psycopg import sql
 
 from tapd.config import Config, load_config
+from tapd.errors import TapdError
 from tapd.log import get_logger
 
 log = get_logger(component="demo")
 
 SAMPLE_TABLE = "demo.stars"
+
+
+class DemoError(TapdError):
+    """The demo could not be set up (the message says what is missing)."""
+
 
 #: TAP_SCHEMA metadata of the sample catalog (``tapd.catalog.publish_table``).
 SAMPLE_METADATA: dict[str, Any] = {
@@ -112,11 +118,14 @@ def create_sample_catalog(conn: psycopg.Connection[Any], rows: int, query_role: 
 def prepare_database(dsn: str, config: Config, rows: int) -> None:
     """pgsphere, tapd's tables, TAP_SCHEMA and the sample catalog in the database ``dsn``."""
     from tapd.catalog import ensure_tap_schema
-    from tapd.pgsphere import install_pgsphere
+    from tapd.pgsphere import PgSphereMissing, install_pgsphere
     from tapd.store import initialise_schema
 
     with psycopg.connect(dsn, autocommit=True) as conn:
-        install_pgsphere(conn)
+        try:
+            install_pgsphere(conn)
+        except PgSphereMissing as exc:
+            raise DemoError(str(exc)) from None
         initialise_schema(conn, config.schema)
         ensure_tap_schema(conn, config.query_role)
         create_sample_catalog(conn, rows, config.query_role)
@@ -154,15 +163,20 @@ def banner(url: str, rows: int) -> str:
 
 def run_demo(base: Config, *, port: int = 8080, rows: int = 100_000) -> int:
     """Start everything, serve until interrupted, clean up. Returns the exit status."""
-    from tapd.devcluster import DevCluster
+    from tapd.devcluster import ClusterError, DevCluster
     from tapd.http.server import run_server
 
     workdir = Path(tempfile.mkdtemp(prefix="tapd-demo-"))
+    # PostgreSQL runs as its own user when we are root: it must reach its directory.
+    workdir.chmod(0o755)
     cluster = DevCluster(base_dir=workdir / "postgresql", dbname="tapd")
     daemon: subprocess.Popen[bytes] | None = None
     try:
         print("Starting a private PostgreSQL with pgsphere ...", flush=True)
-        cluster.start()
+        try:
+            cluster.start()
+        except ClusterError as exc:
+            raise DemoError(f"cannot start the demo's PostgreSQL: {exc}") from None
         config = demo_config(base, workdir, cluster.dsn, port)
         Path(config.jobs_dir).mkdir()
         print(f"Creating the sample catalog ({rows:,} stars) ...", flush=True)

@@ -44,11 +44,10 @@ def output_formats() -> list[OutputFormat]:
     """What this host can write, from the format registry (``tapd.formats``)."""
     from tapd.formats import available_formats
 
-    formats = []
-    for fmt in available_formats():
-        ivo_id = next((ivo for key, ivo in VOTABLE_IVO_IDS.items() if key in fmt.key.lower()), None)
-        formats.append(OutputFormat(fmt.mime_type, tuple(fmt.aliases), ivo_id))
-    return formats
+    return [
+        OutputFormat(fmt.mime_type, tuple(fmt.aliases), VOTABLE_IVO_IDS.get(fmt.key))
+        for fmt in available_formats()
+    ]
 
 
 def language_features(config: Config) -> dict[str, list[LanguageFeature]]:

@@ -25,11 +25,12 @@ TR_NS = "http://www.ivoa.net/xml/TAPRegExt/v1.0"
 
 _DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
-#: TAPRegExt ids of the VOTable serialisations (TAPRegExt 1.0 §2.4).
+#: TAPRegExt ids of the VOTable serialisations (TAPRegExt 1.0 §2.4), by writer key
+#: of ``tapd.formats`` (plain ``votable`` writes BINARY2).
 VOTABLE_IVO_IDS = {
-    "binary2": "ivo://ivoa.net/std/TAPRegExt#output-votable-binary2",
-    "tabledata": "ivo://ivoa.net/std/TAPRegExt#output-votable-td",
-    "binary": "ivo://ivoa.net/std/TAPRegExt#output-votable-binary",
+    "votable": "ivo://ivoa.net/std/TAPRegExt#output-votable-binary2",
+    "votable/td": "ivo://ivoa.net/std/TAPRegExt#output-votable-td",
+    "votable/b": "ivo://ivoa.net/std/TAPRegExt#output-votable-binary",
 }
 
 UPLOAD_INLINE = "ivo://ivoa.net/std/TAPRegExt#upload-inline"
