@@ -162,8 +162,10 @@ def start_service(
     name: str,
     settings: dict[str, str] | None = None,
     daemon: bool = False,
+    sample_rows: int | None = None,
 ) -> RunningService:
-    """Database ``name`` with tapd's schema, then ``tapd serve`` (and ``tapd run``)."""
+    """Database ``name`` with tapd's schema (and the demo catalog of ``sample_rows`` stars),
+    then ``tapd serve`` (and ``tapd run``)."""
     dsn = create_database(pg_cluster, name)
     jobs_dir = workdir / "jobs"
     jobs_dir.mkdir(parents=True)
@@ -183,6 +185,13 @@ def start_service(
     (workdir / "none.toml").write_text("")
     python = sys.executable
     subprocess.run([python, "-m", "tapd", "initdb"], env=env, check=True, capture_output=True)
+    if sample_rows is not None:
+        import psycopg
+
+        from tapd.demo import create_sample_catalog
+
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            create_sample_catalog(conn, sample_rows, "tapd_query")
     processes = []
     if daemon:
         runner_log = (log_dir / "runner.log").open("wb")
