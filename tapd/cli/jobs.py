@@ -11,6 +11,9 @@ import sys
 from collections.abc import Iterator
 from typing import IO, Any
 
+import psycopg
+import psycopg.sql
+
 from tapd.cli.context import load_cli_config, store_connection
 from tapd.config import Config
 from tapd.errors import TapdError
@@ -36,6 +39,12 @@ def register(subparsers: Subparsers) -> None:
     """Add this module's sub-commands."""
     p = subparsers.add_parser(
         "initdb", help="create or upgrade tapd's tables (idempotent), TAP_SCHEMA and pgsphere"
+    )
+    p.add_argument(
+        "--owner",
+        metavar="ROLE",
+        help="as a PostgreSQL superuser: install pgsphere, then create everything else owned"
+        " by ROLE (the role the services log in as) and let ROLE use the query role",
     )
     p.set_defaults(handler=_initdb)
 
@@ -149,6 +158,13 @@ def _initdb(args: argparse.Namespace) -> int:
                 print(f"pgsphere installed in the database ({how})")
         except PgSphereMissing as exc:
             print(f"tapd: warning: {exc}; geometry functions will not work", file=sys.stderr)
+        except psycopg.errors.InsufficientPrivilege:
+            raise TapdError(
+                "installing pgsphere needs a PostgreSQL superuser: run initdb once as one,"
+                " e.g. `sudo -u postgres tapd initdb --owner tapd` (see tapd(8))"
+            ) from None
+        if args.owner:
+            _hand_over(conn, args.owner, config.query_role)
         result = initialise_schema(conn, config.schema)
         _ensure_tap_schema(conn, config.query_role)
     if result.before is None:
@@ -168,6 +184,27 @@ def _initdb(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"tapd: warning: cannot create {jobs_dir}: {exc.strerror}", file=sys.stderr)
     return 0
+
+
+def _hand_over(conn: Any, owner: str, query_role: str) -> None:
+    """Let ``owner`` run tapd: it may SET ROLE to the query role, and owns what
+    initdb creates from here on (this session continues as ``owner``)."""
+    from tapd.catalog import ensure_role
+
+    try:
+        ensure_role(conn, query_role)
+        conn.execute(
+            psycopg.sql.SQL("GRANT {} TO {}").format(
+                psycopg.sql.Identifier(query_role), psycopg.sql.Identifier(owner)
+            )
+        )
+        conn.execute(psycopg.sql.SQL("SET ROLE {}").format(psycopg.sql.Identifier(owner)))
+    except psycopg.errors.UndefinedObject:
+        raise TapdError(
+            f"role {owner!r} does not exist: create it first (sudo -u postgres createuser {owner})"
+        ) from None
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise TapdError(f"initdb --owner needs a PostgreSQL superuser: {exc}") from None
 
 
 def _ensure_tap_schema(conn: Any, query_role: str) -> None:
