@@ -334,7 +334,8 @@ async def get_result(request: Request) -> Response:
     path = service.jobs_dir / job.job_id / entry.filename
     if Path(entry.filename).name != entry.filename or not path.is_file():
         raise NotFound(f"the result file of job {job.job_id} is gone")
-    return FileResponse(path, media_type=entry.mime_type, headers=responses.NO_CACHE)
+    headers = {**responses.NO_CACHE, "Content-Type": entry.mime_type}
+    return FileResponse(path, headers=headers)
 
 
 async def get_error(request: Request) -> Response:

@@ -68,12 +68,10 @@ def language_features(config: Config) -> dict[str, list[LanguageFeature]]:
 
 def service_capabilities(config: Config, base_url: str) -> ServiceCapabilities:
     """The TAPRegExt description of this service: what jobs really get (TRE-06..09)."""
-    upload_methods = [UPLOAD_INLINE]
-    allow = [str(prefix).lower() for prefix in config.upload_url_allow]
-    if any(prefix.startswith("http://") for prefix in allow):
-        upload_methods.append(UPLOAD_HTTP)
-    if any(prefix.startswith("https://") for prefix in allow):
-        upload_methods.append(UPLOAD_HTTPS)
+    # TAP 1.1 §2.7.6: a service with uploads supports http(s) URLs too. Which
+    # URLs this one fetches is policy (``http.upload_url_allow``, empty by
+    # default: then a URL upload fails with a message naming that setting).
+    upload_methods = [UPLOAD_INLINE, UPLOAD_HTTP, UPLOAD_HTTPS]
     execution_max = int(config.execution_duration_max)
     return ServiceCapabilities(
         base_url=base_url,

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from tapd import __version__
 from tapd.config import Config
 from tapd.http.app import asgi_app
 from tapd.http.service import normalise_base_path
@@ -39,6 +40,7 @@ def run_server(config: Config, *, on_ready: Callable[[str], None] | None = None)
             log_config=None,
             access_log=False,
             server_header=False,
+            headers=[("Server", f"tapd/{__version__}")],
             timeout_keep_alive=30,
         )
     )

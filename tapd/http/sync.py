@@ -109,14 +109,16 @@ async def _run(request: Request, service: TapService, form: RequestForm) -> Resp
         if error is not None:
             status, message = _failure(error)
             return error_response(message, status)
-        return Response(b"", media_type=media_type)
+        return Response(b"", headers={"Content-Type": media_type})
 
     async def body(first: bytes) -> AsyncIterator[bytes]:
         yield first
         async for more in pipe.rest():
             yield more
 
-    return StreamingResponse(body(chunk), media_type=media_type)
+    # The Content-Type exactly as the client named the format (TAP-13): set as a
+    # header, Starlette would otherwise append a charset to text/* types.
+    return StreamingResponse(body(chunk), headers={"Content-Type": media_type})
 
 
 def _failure(error: BaseException) -> tuple[int, str]:
