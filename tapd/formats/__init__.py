@@ -1,0 +1,22 @@
+"""Result writers: VOTable, CSV, TSV, FITS, JSON, HTML and Parquet, streamed from COPY.
+
+The public API (contract in docs/architecture.md): ``resolve_format``,
+``available_formats``, ``UnknownFormat``, ``write_result``,
+``write_result_file``, ``write_error_document``.
+"""
+
+from tapd.formats.registry import ResultFormat, UnknownFormat, available_formats, resolve_format
+from tapd.formats.results import ResultFile, WriteSummary, write_result, write_result_file
+from tapd.formats.votable import write_error_document
+
+__all__ = [
+    "ResultFile",
+    "ResultFormat",
+    "UnknownFormat",
+    "WriteSummary",
+    "available_formats",
+    "resolve_format",
+    "write_error_document",
+    "write_result",
+    "write_result_file",
+]

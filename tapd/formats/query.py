@@ -1,0 +1,107 @@
+"""The statement a writer runs: the user's query wrapped in ``COPY (...) TO STDOUT``.
+
+Shape (``row`` is the writer's per-row SQL over the normalised values)::
+
+    COPY (SELECT <row> FROM (SELECT <normalised c0>, ... FROM (<query>) AS q(c0, ...)
+          LIMIT <maxrec + 1>) AS v) TO STDOUT (<options>)
+
+The inner ``LIMIT`` (or ``OFFSET 0`` without one) keeps PostgreSQL from
+inlining the normalised values, so each is computed once per row however often
+the row SQL uses it, and caps the rows at MAXREC+1 even when the translator did
+not. Parameters are bound client-side (COPY takes none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from tapd.columns import ColumnMeta
+from tapd.formats.cells import Cell, classify, normalise_sql
+
+#: Session settings the SQL-side formatting relies on, set for the transaction only.
+OUTPUT_SETTINGS = {
+    "client_encoding": "UTF8",
+    "datestyle": "ISO, YMD",
+    "extra_float_digits": "1",  # shortest text that reads back to the same float
+    "bytea_output": "hex",
+}
+
+
+def sql_string(text: str) -> str:
+    """A SQL string literal (works whatever standard_conforming_strings says)."""
+    if "\\" in text:
+        return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_bytes(data: bytes) -> str:
+    """A bytea literal."""
+    return f"'\\x{data.hex()}'::bytea"
+
+
+def _strip_statement(sql: str) -> str:
+    """The query without trailing semicolons (it becomes a sub-select)."""
+    text = sql.strip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    return text
+
+
+def bind_parameters(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any] | None) -> str:
+    """The query with its parameters inlined as literals, psycopg's way."""
+    if params is None:
+        return sql
+    return psycopg.ClientCursor(conn).mogrify(sql, params)
+
+
+def apply_output_settings(conn: psycopg.Connection[Any]) -> None:
+    """Fix the settings that change how values print, for this transaction only."""
+    assignments = ", ".join(
+        f"set_config({sql_string(name)}, {sql_string(value)}, true)"
+        for name, value in OUTPUT_SETTINGS.items()
+    )
+    conn.execute(f"SELECT {assignments}")
+
+
+def describe(
+    conn: psycopg.Connection[Any],
+    sql: str,
+    params: Sequence[Any] | None,
+    columns: Sequence[ColumnMeta],
+) -> tuple[Cell, ...]:
+    """The writers' view of each result column (needs the types PostgreSQL returns)."""
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM (\n{_strip_statement(sql)}\n) AS q LIMIT 0", params)
+        oids = [column.type_code for column in cur.description or ()]
+        cur.execute(
+            "SELECT oid::int8, format_type(oid, NULL) FROM pg_type WHERE oid = ANY(%s::oid[])",
+            (oids,),
+        )
+        names = {int(oid): name for oid, name in cur.fetchall()}
+    if len(oids) != len(columns):
+        raise ValueError(f"the query returns {len(oids)} columns but {len(columns)} are described")
+    return tuple(
+        classify(i, meta, names[oid])
+        for i, (meta, oid) in enumerate(zip(columns, oids, strict=True))
+    )
+
+
+def copy_statement(
+    bound_sql: str,
+    cells: Sequence[Cell],
+    row_sql: Sequence[str],
+    options: str,
+    *,
+    limit: int | None,
+) -> str:
+    """``COPY (SELECT <row_sql...> FROM <normalised, limited query>) TO STDOUT (<options>)``."""
+    aliases = ", ".join(cell.ref for cell in cells)
+    normalised = ", ".join(
+        f"{normalise_sql(cell, 'q.' + cell.ref)} AS {cell.ref}" for cell in cells
+    )
+    fence = f"LIMIT {limit}" if limit is not None else "OFFSET 0"
+    inner = f"SELECT {normalised} FROM (\n{_strip_statement(bound_sql)}\n) AS q({aliases}) {fence}"
+    return f"COPY (SELECT {', '.join(row_sql)} FROM ({inner}) AS v) TO STDOUT ({options})"

@@ -1,0 +1,201 @@
+"""Run a translated query and write its result: to a stream, or atomically to a job's file.
+
+The query's rows come from one ``COPY ... TO STDOUT`` whose SQL renders every
+cell in the chosen format (see ``tapd.formats.query``); batches flow to the
+writer as they arrive, so memory does not grow with the result. MAXREC: the
+statement asks for MAXREC+1 rows; a (MAXREC+1)-th row means rows were dropped
+(overflow) and is not written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import psycopg
+
+from tapd.columns import ColumnMeta
+from tapd.formats.base import Infos, TableWriter, error_message
+from tapd.formats.cells import Cell
+from tapd.formats.copyout import CopyOut
+from tapd.formats.delimited import CsvWriter, TsvWriter
+from tapd.formats.query import apply_output_settings, bind_parameters, copy_statement, describe
+from tapd.formats.registry import ResultFormat
+from tapd.formats.votable import VOTableWriter
+
+
+@dataclass(frozen=True)
+class WriteSummary:
+    """How a result came out: rows written, and whether MAXREC dropped any."""
+
+    rows: int
+    overflow: bool
+
+
+@dataclass(frozen=True)
+class ResultFile:
+    """A complete result file in a job directory (recorded only after the rename)."""
+
+    filename: str
+    mime_type: str
+    size: int
+    rows: int
+    overflow: bool
+
+
+#: Prefix of files still being written (the job directory layout of ``tapd.store.jobdir``).
+TEMP_PREFIX = ".tmp-"
+
+WriterFactory = Callable[[Sequence[Cell], Infos | None], TableWriter]
+
+
+def _writers() -> dict[str, WriterFactory]:
+    factories: dict[str, WriterFactory] = {
+        "votable": lambda cells, infos: VOTableWriter(cells, infos, serialization="BINARY2"),
+        "votable/b": lambda cells, infos: VOTableWriter(cells, infos, serialization="BINARY"),
+        "votable/td": lambda cells, infos: VOTableWriter(cells, infos, serialization="TABLEDATA"),
+        "csv": CsvWriter,
+        "tsv": TsvWriter,
+    }
+    return factories
+
+
+def make_writer(fmt: ResultFormat, cells: Sequence[Cell], infos: Infos | None) -> TableWriter:
+    return _writers()[fmt.key](cells, infos)
+
+
+def write_result(
+    conn: psycopg.Connection[Any],
+    sql: str,
+    params: Sequence[Any] | None,
+    columns: Sequence[ColumnMeta],
+    fmt: ResultFormat,
+    out: BinaryIO,
+    *,
+    maxrec: int | None,
+    infos: Infos | None = None,
+    batch_rows: int = 10000,
+) -> WriteSummary:
+    """Run ``sql`` on ``conn`` (inside the caller's transaction) and write the result to ``out``.
+
+    Errors before any output raise with nothing written; errors after raise
+    too, once the writer has ended its document as well as the format allows.
+    """
+    apply_output_settings(conn)
+    cells = describe(conn, sql, params, columns)
+    writer = make_writer(fmt, cells, infos)
+    if writer.needs_seekable and not _seekable(out):
+        return _via_spool(conn, sql, params, columns, fmt, out, maxrec=maxrec, infos=infos)
+    statement = copy_statement(
+        bind_parameters(conn, sql, params),
+        cells,
+        writer.row_sql(),
+        writer.copy_options,
+        limit=None if maxrec is None else maxrec + 1,
+    )
+    copy = CopyOut(conn, statement, mode=writer.copy_mode, batch_rows=batch_rows)
+    copy.start()
+    writer.begin(out)
+    rows = 0
+    overflow = False
+    try:
+        for batch in copy.batches():
+            if maxrec is not None and rows + batch.rows > maxrec:
+                batch = batch.head(maxrec - rows)
+                overflow = True
+            if batch.rows:
+                writer.write_rows(out, batch)
+                rows += batch.rows
+    except Exception as exc:
+        writer.fail(out, error_message(exc))
+        raise
+    writer.end(out, overflow=overflow)
+    return WriteSummary(rows=rows, overflow=overflow)
+
+
+def _seekable(out: BinaryIO) -> bool:
+    try:
+        return bool(out.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _via_spool(
+    conn: psycopg.Connection[Any],
+    sql: str,
+    params: Sequence[Any] | None,
+    columns: Sequence[ColumnMeta],
+    fmt: ResultFormat,
+    out: BinaryIO,
+    *,
+    maxrec: int | None,
+    infos: Infos | None,
+) -> WriteSummary:
+    """Formats that patch their start (FITS) go through a temporary file on unseekable streams."""
+    with tempfile.TemporaryFile() as spool:
+        summary = write_result(conn, sql, params, columns, fmt, spool, maxrec=maxrec, infos=infos)
+        spool.seek(0)
+        shutil.copyfileobj(spool, out, 1 << 20)
+    return summary
+
+
+def result_filename(fmt: ResultFormat) -> str:
+    return f"result.{fmt.extension}"
+
+
+def write_result_file(
+    conn: psycopg.Connection[Any],
+    sql: str,
+    params: Sequence[Any] | None,
+    columns: Sequence[ColumnMeta],
+    fmt: ResultFormat,
+    job_dir: str | os.PathLike[str],
+    *,
+    maxrec: int | None,
+    infos: Infos | None = None,
+    batch_rows: int = 10000,
+) -> ResultFile:
+    """Write the result to ``job_dir/result.<ext>`` atomically: temporary name, fsync, rename.
+
+    On any error the temporary file is removed and the error re-raised; a file
+    under the final name is always complete.
+    """
+    directory = Path(job_dir)
+    filename = result_filename(fmt)
+    fd, temporary = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{filename}.", dir=directory)
+    try:
+        with os.fdopen(fd, "w+b") as out:
+            summary = write_result(
+                conn,
+                sql,
+                params,
+                columns,
+                fmt,
+                out,
+                maxrec=maxrec,
+                infos=infos,
+                batch_rows=batch_rows,
+            )
+            out.flush()
+            os.fsync(out.fileno())
+            size = out.tell()
+        os.replace(temporary, directory / filename)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _fsync_directory(directory)
+    return ResultFile(filename, fmt.mime_type, size, summary.rows, summary.overflow)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
