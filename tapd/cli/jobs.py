@@ -177,7 +177,11 @@ def _initdb(args: argparse.Namespace) -> int:
             f" (was {result.before})"
         )
     jobs_dir = config.jobs_path
-    if not jobs_dir.exists():
+    try:
+        missing = not jobs_dir.exists()
+    except OSError:  # not ours to look into, e.g. initdb run as postgres: someone made it
+        missing = False
+    if missing:
         try:
             jobs_dir.mkdir(parents=True, mode=0o750)
             print(f"created job directory {jobs_dir}")

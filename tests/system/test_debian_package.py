@@ -202,10 +202,10 @@ def test_units_verify_and_expose_at_most_2(container: BootedContainer, say) -> N
 
 
 def test_operator_prepares_database_and_configuration(container: BootedContainer, say) -> None:
-    say("operator: create role and database tapd, tapd initdb, tapd publish, edit tapd.toml")
+    say("operator: createuser/createdb tapd, tapd initdb --owner tapd, tapd publish, tapd.toml")
     container.run("runuser", "-u", "postgres", "--", "createuser", "tapd")
     container.run("runuser", "-u", "postgres", "--", "createdb", "--owner", "tapd", "tapd")
-    container.run("runuser", "-u", "tapd", "--", "tapd", "initdb")
+    container.run("runuser", "-u", "postgres", "--", "tapd", "initdb", "--owner", "tapd")
     container.psql(DEMO_DATA)
     for table in ("demo.stars", "demo.slow"):
         container.run("runuser", "-u", "tapd", "--", "tapd", "publish", table)
