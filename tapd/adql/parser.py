@@ -91,11 +91,20 @@ def _whole_number(token: Token, after: str) -> int:
     return int(text)
 
 
-_CHAIN_LEVELS = ({"||"}, {"|"}, {"^"}, {"&"}, {"+", "-"}, {"*", "/"})
-
-
-def _same_level(a: str, b: str) -> bool:
-    return any(a in level and b in level for level in _CHAIN_LEVELS)
+def _with_trailing_order(query: t.QueryExpr, clauses: list[Any]) -> t.QueryExpr:
+    """``query`` with an ORDER BY / OFFSET written after its closing parenthesis."""
+    parts = dict(clauses)
+    if not parts:
+        return query
+    if isinstance(query, t.Select) or query.order_by or query.offset is not None:
+        raise AdqlSyntaxError(
+            "this ORDER BY or OFFSET follows a query in parentheses that cannot take it; "
+            "put it inside the parentheses",
+            query.pos,
+        )
+    return dataclasses.replace(
+        query, order_by=parts.get("order_by", ()), offset=parts.get("offset"), depth=query.depth
+    )
 
 
 class _TreeBuilder:
@@ -224,11 +233,12 @@ class _TreeBuilder:
     def unary(self, c: list[Any]) -> t.Unary:
         return _make(t.Unary, _pos(c[0]), str(c[0]), _value(c[1]))
 
-    def chain(self, c: list[Any]) -> t.Chain:
-        left, op, right = c[0], str(c[1]), _value(c[2])
-        if isinstance(left, t.Chain) and _same_level(left.rest[0][0], op):
-            return _make(t.Chain, left.pos, left.first, (*left.rest, (op, right)))
-        return _make(t.Chain, _pos(left), _value(left), ((op, right),))
+    def _chain(self, c: list[Any]) -> t.Chain:
+        first = _value(c[0])
+        rest = tuple((str(c[i]), _value(c[i + 1])) for i in range(1, len(c), 2))
+        return _make(t.Chain, _pos(first), first, rest)
+
+    concat = bitor = bitxor = bitand = additive = term = _chain
 
     # ---- predicates
 
@@ -274,15 +284,13 @@ class _TreeBuilder:
         return _make(t.Exists, _pos(c[0]), c[1])
 
     def _bool(self, c: list[Any], op: str) -> t.BoolOp:
-        left, right = _condition(c[0], op), _condition(c[2], op)
-        if isinstance(left, t.BoolOp) and left.op == op:
-            return _make(t.BoolOp, left.pos, op, (*left.operands, right))
-        return _make(t.BoolOp, left.pos, op, (left, right))
+        operands = tuple(_condition(x, op) for x in c if not isinstance(x, Token))
+        return _make(t.BoolOp, operands[0].pos, op, operands)
 
-    def or_(self, c: list[Any]) -> t.BoolOp:
+    def or_expr(self, c: list[Any]) -> t.BoolOp:
         return self._bool(c, "OR")
 
-    def and_(self, c: list[Any]) -> t.BoolOp:
+    def and_expr(self, c: list[Any]) -> t.BoolOp:
         return self._bool(c, "AND")
 
     def not_(self, c: list[Any]) -> t.Not:
@@ -392,7 +400,7 @@ class _TreeBuilder:
     # ---- query expressions
 
     def subquery(self, c: list[Any]) -> t.QueryExpr:
-        query = c[1]
+        query = _with_trailing_order(c[1], c[2:])
         return dataclasses.replace(query, parenthesized=True, depth=query.depth)
 
     def _set_operation(self, c: list[Any], op: str) -> t.SetOperation:
@@ -434,8 +442,10 @@ class _TreeBuilder:
         return ("with", tuple(c[1:]))
 
     def query(self, c: list[Any]) -> t.Query:
-        with_: tuple[t.CommonTable, ...] = c[0][1] if isinstance(c[0], tuple) else ()
-        body = c[-1]
+        with_: tuple[t.CommonTable, ...] = ()
+        if isinstance(c[0], tuple) and c[0][0] == "with":
+            with_, c = c[0][1], c[1:]
+        body = _with_trailing_order(c[0], c[1:])
         return _make(t.Query, body.pos if not with_ else with_[0].pos, with_, body)
 
     def start(self, c: list[Any]) -> t.Query:
@@ -638,6 +648,14 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> AdqlSyntaxError:
         return AdqlSyntaxError(f"unexpected character {shown}", pos)
     assert isinstance(exc, UnexpectedToken)
     token = exc.token
+    if (
+        token.type in ("SOLIDUS", "STAR")
+        and "/*" in text[(token.start_pos or 1) - 1 : (token.end_pos or 0) + 1]
+    ):
+        return AdqlSyntaxError(
+            "ADQL has no /* ... */ comments; comment with -- to the end of the line",
+            t.Pos(token.line or 1, token.column or 1),
+        )
     if token.type == "$END":
         pos = _end_position(text)
         previous = _previous_token(text, len(text) + 1)
