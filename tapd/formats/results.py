@@ -24,6 +24,8 @@ from tapd.formats.base import Infos, TableWriter, error_message
 from tapd.formats.cells import Cell
 from tapd.formats.copyout import CopyOut
 from tapd.formats.delimited import CsvWriter, TsvWriter
+from tapd.formats.htmltable import HtmlWriter
+from tapd.formats.jsontable import JsonWriter
 from tapd.formats.query import apply_output_settings, bind_parameters, copy_statement, describe
 from tapd.formats.registry import ResultFormat
 from tapd.formats.votable import VOTableWriter
@@ -61,6 +63,8 @@ def _writers() -> dict[str, WriterFactory]:
         "votable/td": lambda cells, infos: VOTableWriter(cells, infos, serialization="TABLEDATA"),
         "csv": CsvWriter,
         "tsv": TsvWriter,
+        "json": JsonWriter,
+        "html": HtmlWriter,
     }
     return factories
 

@@ -33,12 +33,17 @@ def xml_escaped(x: str) -> str:
     return f"replace(replace({escaped}, chr(13), '&#13;'), chr(10), '&#10;')"
 
 
+def byte_array(x: str) -> str:
+    """bytea as an ``int[]`` of its bytes (NULL stays NULL)."""
+    return (
+        f"CASE WHEN {x} IS NOT NULL THEN ARRAY(SELECT get_byte({x}, i)"
+        f" FROM generate_series(0, length({x}) - 1) AS i) END"
+    )
+
+
 def bytes_as_numbers(x: str) -> str:
     """bytea as its bytes in decimal, space-separated (``unsignedByte`` arrays)."""
-    return (
-        f"array_to_string(ARRAY(SELECT get_byte({x}, i)"
-        f" FROM generate_series(0, length({x}) - 1) AS i), ' ')"
-    )
+    return f"array_to_string({byte_array(x)}, ' ')"
 
 
 def infinities_as(x: str, positive: str, negative: str) -> str:

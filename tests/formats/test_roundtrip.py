@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import warnings
 from typing import Any
 
+import lxml.html
 import numpy as np
 import psycopg
 from astropy.io import votable
@@ -168,3 +170,49 @@ def test_tsv_reads_back_with_its_escapes(conn: psycopg.Connection[Any]) -> None:
         for line in lines[1:-1]
     ]
     assert_same_rows(rows, source_rows(conn), empty_is_null=True)
+
+
+def _json_value(value: Any, name: str) -> Any:
+    meta = next(m for m in METAS if m.name == name)
+    special = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+    if meta.datatype in ("float", "double"):
+        if isinstance(value, list):
+            return [special.get(v, v) if isinstance(v, str) else float(v) for v in value]
+        if value is not None:
+            return special.get(value, value) if isinstance(value, str) else float(value)
+    if meta.datatype == "unsignedByte" and value is not None:
+        return bytes(value)
+    return value
+
+
+def test_json_reads_back_with_the_json_module(conn: psycopg.Connection[Any]) -> None:
+    data, summary = run_writer(conn, "json", infos={"QUERY": "SELECT * FROM everything"})
+    document = json.loads(data)
+    assert [m["name"] for m in document["metadata"]] == [name for name, _ in COLUMNS]
+    assert document["metadata"][0] == {
+        "name": "id",
+        "datatype": "int",
+        "ucd": "meta.id",
+        "description": "column id",
+    }
+    assert document["infos"] == {"QUERY": "SELECT * FROM everything"}
+    assert document["status"] == "OK"
+    rows = [
+        {name: _json_value(value, name) for (name, _), value in zip(COLUMNS, row, strict=True)}
+        for row in document["data"]
+    ]
+    assert summary.rows == len(rows) == 5
+    assert_same_rows(rows, source_rows(conn))
+
+
+def test_html_is_a_page_with_one_escaped_table(conn: psycopg.Connection[Any]) -> None:
+    data, _ = run_writer(conn, "html")
+    page = lxml.html.fromstring(data)
+    header = [th.text_content() for th in page.findall(".//th")]
+    assert header[0] == "id" and header[18] == "p[deg]"
+    rows = page.findall(".//tbody/tr")
+    assert len(rows) == 5
+    cells = [td.text_content() for td in rows[3].findall("td")]
+    assert cells[8] == 'comma, "quote" <tag> & amp\\back\tslash'
+    assert cells[9] == "\u00e9t\u00e9 \u2013 \u65e5\u672c \U0001f600"
+    assert all(td.text_content() == "" for td in rows[1].findall("td")[1:])
