@@ -161,7 +161,7 @@ def _initdb(args: argparse.Namespace) -> int:
         except psycopg.errors.InsufficientPrivilege:
             raise TapdError(
                 "installing pgsphere needs a PostgreSQL superuser: run initdb once as one,"
-                " e.g. `sudo -u postgres tapd initdb --owner tapd` (see tapd(8))"
+                " e.g. `runuser -u postgres -- tapd initdb --owner tapd` (see tapd(8))"
             ) from None
         if args.owner:
             _hand_over(conn, args.owner, config.query_role)
@@ -205,7 +205,7 @@ def _hand_over(conn: Any, owner: str, query_role: str) -> None:
         conn.execute(psycopg.sql.SQL("SET ROLE {}").format(psycopg.sql.Identifier(owner)))
     except psycopg.errors.UndefinedObject:
         raise TapdError(
-            f"role {owner!r} does not exist: create it first (sudo -u postgres createuser {owner})"
+            f"role {owner!r} does not exist: create it first (createuser {owner}, as postgres)"
         ) from None
     except psycopg.errors.InsufficientPrivilege as exc:
         raise TapdError(f"initdb --owner needs a PostgreSQL superuser: {exc}") from None

@@ -62,7 +62,7 @@ def test_initdb_without_superuser_names_the_command_that_installs_pgsphere(
     monkeypatch.setenv("TAPD_JOBS_DIR", str(tmp_path / "jobs"))
     status = main(["--dsn", f"{dsn} user={role}", "--log-format", "console", "initdb"])
     assert status != 0
-    assert "sudo -u postgres tapd initdb --owner tapd" in capsys.readouterr().err
+    assert "runuser -u postgres -- tapd initdb --owner tapd" in capsys.readouterr().err
 
 
 def test_initdb_owner_that_does_not_exist_is_one_clear_line(

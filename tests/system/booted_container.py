@@ -50,7 +50,7 @@ class BootedContainer:
             "-q",
             "--pipe",
             "--private-network",
-            "--machine=tapd-systest",
+            "--machine=systest",
         ]
         self.log("$ " + " ".join(command))
         with open(self.console_log, "ab") as console:

@@ -117,9 +117,9 @@ def journal_cursor(container: BootedContainer) -> str:
 
 
 def journal_since(container: BootedContainer, cursor: str, *args: str) -> str:
-    return container.run(
-        "journalctl", "--no-pager", "--after-cursor", cursor, *args, quiet=True
-    ).stdout
+    text = container.run("journalctl", "--no-pager", "--after-cursor", cursor, *args).stdout
+    container.log(text)
+    return text
 
 
 def backends_running(container: BootedContainer, fragment: str) -> int:
@@ -336,7 +336,8 @@ def test_hung_main_loop_is_killed_by_watchdog_and_restarted(
         )
 
     container.wait_for("the watchdog to restart tapd", restarted, timeout=120, interval=1)
-    assert "Watchdog timeout" in journal_since(container, cursor, "-u", "tapd")
+    # SIGABRT is the watchdog's signal (WatchdogSignal=); nothing else sends it.
+    assert "signal SIGABRT" in journal_since(container, cursor, "-u", "tapd")
     job = submit(container, QUICK_QUERY)
     assert wait_phase(container, job, FINAL_PHASES, timeout=60) == "COMPLETED"
     say(
@@ -391,7 +392,7 @@ def test_remove_then_purge_leave_no_process_and_no_files(container: BootedContai
         "-print",
         check=False,
     ).stdout.split()
-    assert named == []
+    assert named == [], "\n".join(named)
     say(
         "apt-get purge tapd: no process, no file of the package, no file of user tapd,"
         " no path named *tapd* left"
