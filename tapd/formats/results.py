@@ -9,6 +9,7 @@ statement asks for MAXREC+1 rows; a (MAXREC+1)-th row means rows were dropped
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -24,6 +25,7 @@ from tapd.formats.base import Infos, TableWriter, error_message
 from tapd.formats.cells import Cell
 from tapd.formats.copyout import CopyOut
 from tapd.formats.delimited import CsvWriter, TsvWriter
+from tapd.formats.fits import FitsWriter
 from tapd.formats.htmltable import HtmlWriter
 from tapd.formats.jsontable import JsonWriter
 from tapd.formats.query import apply_output_settings, bind_parameters, copy_statement, describe
@@ -65,7 +67,12 @@ def _writers() -> dict[str, WriterFactory]:
         "tsv": TsvWriter,
         "json": JsonWriter,
         "html": HtmlWriter,
+        "fits": FitsWriter,
     }
+    if importlib.util.find_spec("pyarrow") is not None:
+        from tapd.formats.parquet import ParquetWriter
+
+        factories["parquet"] = ParquetWriter
     return factories
 
 
