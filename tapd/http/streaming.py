@@ -40,10 +40,26 @@ class ResultPipe:
         self.bytes_written = 0
         self.started = threading.Event()
 
-    # -- the worker thread's side ------------------------------------------------
+    # -- the worker thread's side: a write-only, non-seekable binary file ----------
+
+    closed = False
 
     def writable(self) -> bool:
         return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        """Bytes written so far (writers such as pyarrow's ask)."""
+        return self.bytes_written + len(self._buffer)
+
+    def close(self) -> None:
+        """Writers may close their output; the pipe ends only with ``finish``."""
+        self.flush()
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._cancelled.is_set():

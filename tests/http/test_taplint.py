@@ -1,0 +1,70 @@
+"""STILTS taplint, the IVOA's TAP validator, against a demo-like tapd: no errors in any stage."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from tests.http.conftest import RunningService, start_service, stop_service
+
+STILTS = shutil.which("stilts")
+
+#: Stages that must run (OBS, LOC and EXA only report what is absent: ObsCore, examples).
+STAGES = (
+    "TMV", "TME", "TMS", "TMC", "CPV", "CAP", "AVV", "QGE", "QPO", "QAS", "UWS", "MDQ", "UPL",
+)  # fmt: skip
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        STILTS is None,
+        reason="STILTS is not installed (apt-get install stilts; scripts/bootstrap installs it)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def service(pg_cluster, tmp_path_factory) -> Iterator[RunningService]:
+    running = start_service(
+        pg_cluster, tmp_path_factory.mktemp("taplint"), "http_taplint", daemon=True,
+        sample_rows=2000,
+    )  # fmt: skip
+    yield running
+    stop_service(running, pg_cluster, "http_taplint")
+
+
+def run_taplint(url: str) -> list[str]:
+    result = subprocess.run(
+        [STILTS, "taplint", f"tapurl={url}", "report=EWSF", "maxrepeat=50"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return (result.stdout + result.stderr).splitlines()
+
+
+def test_taplint_finds_no_errors_in_any_stage(service: RunningService) -> None:
+    lines = run_taplint(service.url)
+    stages = {line.split()[1].rstrip(":") for line in lines if line.startswith("Section ")}
+    errors = [line for line in lines if line.startswith("E-")]
+    assert not errors, "\n".join(lines)
+    expected = [
+        "TMV",
+        "TME",
+        "TMS",
+        "TMC",
+        "CPV",
+        "CAP",
+        "AVV",
+        "QGE",
+        "QPO",
+        "QAS",
+        "UWS",
+        "MDQ",
+        "UPL",
+    ]
+    for stage in expected:
+        assert stage in stages, f"taplint did not run stage {stage}:\n" + "\n".join(lines)
