@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tapd.adql import tree as t
 from tapd.adql.errors import AdqlError, AdqlNameError, AdqlTypeError, AdqlUnsupported
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from tapd.catalog import Catalog, CatalogTable
 
 MAX_NAME_BYTES = 63  # PostgreSQL's identifier limit (longer names are truncated)
+MAX_COLUMNS = 1664  # PostgreSQL's limit on the columns of a SELECT
 
 
 def quote(name: str) -> str:
@@ -259,7 +261,6 @@ class Checker:
     # ---- queries
 
     def check(self, query: t.Query) -> list[OutputColumn]:
-        ctes: dict[str, CteInfo] = {}
         cte_list: list[tuple[t.Ident, CteInfo]] = []
         for cte in query.with_:
             if any(
@@ -286,22 +287,42 @@ class Checker:
             info = CteInfo(self.alias(cte.name.text), visible)
             self.found.ctes[cte] = (info.sql_name, tuple(names))
             cte_list.append((cte.name, info))
-            ctes[cte.name.text] = info
-        return self.query_expr(query.body, None, cte_list)
+        return self.query_expr(query.body, None, cte_list, top=True)
 
     def query_expr(
-        self, node: t.QueryExpr, parent: Scope | None, ctes: list[tuple[t.Ident, CteInfo]]
+        self,
+        node: t.QueryExpr,
+        parent: Scope | None,
+        ctes: list[tuple[t.Ident, CteInfo]],
+        *,
+        top: bool = False,
     ) -> list[OutputColumn]:
+        """Check a query; ``top`` for the main query, whose geometry leaves as arrays."""
         if isinstance(node, t.Select):
-            return self.select(node, parent, ctes)
-        left = self.query_expr(node.left, parent, ctes)
-        right = self.query_expr(node.right, parent, ctes)
+            return self.select(node, parent, ctes, top=top)
+        left = self.query_expr(node.left, parent, ctes, top=top)
+        right = self.query_expr(node.right, parent, ctes, top=top)
         if len(left) != len(right):
             raise AdqlError(
                 f"{node.op} needs the same number of columns on both sides, "
                 f"not {len(left)} and {len(right)}",
                 node.right.pos,
             )
+        for position, (a, b) in enumerate(zip(left, right, strict=True), start=1):
+            try:
+                self.comparable(a.vtype, b.vtype, node)
+            except AdqlTypeError:
+                raise AdqlTypeError(
+                    f"{node.op} cannot combine {a.vtype.describe()} with {b.vtype.describe()} "
+                    f"in column {position}",
+                    node.right.pos,
+                ) from None
+            if not top and not node.all and a.vtype.geometry:
+                raise AdqlUnsupported(
+                    f"{node.op} without ALL cannot compare geometries (column {position}) "
+                    f"inside a subquery; use {node.op} ALL or move it to the main query",
+                    node.pos,
+                )
         self.found.outputs[node] = left
         for item in node.order_by:
             self.found.order[item] = self._order_by_output(item, left, node.op)
@@ -327,7 +348,12 @@ class Checker:
         return str(position)
 
     def select(
-        self, node: t.Select, parent: Scope | None, ctes: list[tuple[t.Ident, CteInfo]]
+        self,
+        node: t.Select,
+        parent: Scope | None,
+        ctes: list[tuple[t.Ident, CteInfo]],
+        *,
+        top: bool = False,
     ) -> list[OutputColumn]:
         scope = Scope([], [], parent)
         for item in node.from_:
@@ -335,10 +361,18 @@ class Checker:
             scope.ranges += ranges
             scope.visible += visible
         self._check_duplicate_ranges(scope.ranges, node)
-        if node.where is not None:
-            self.condition(node.where, scope, ctes, "WHERE", allow_aggregates=False)
         outputs = self.select_list(node, scope, ctes)
         scope.outputs = outputs
+        if node.quantifier == "DISTINCT" and not top:
+            for output in outputs:
+                if output.vtype.geometry:
+                    raise AdqlUnsupported(
+                        f"SELECT DISTINCT cannot compare geometries ({output.name}) inside a "
+                        "subquery; move DISTINCT to the main query",
+                        node.pos,
+                    )
+        if node.where is not None:
+            self.condition(node.where, scope, ctes, "WHERE", allow_aggregates=False)
         for expr in node.group_by:
             self.group_item(expr, scope, ctes, outputs)
         if node.having is not None:
@@ -529,6 +563,11 @@ class Checker:
             else:
                 name = f"col{position}"
             raw.append((name, vtype, item.expr, None, is_column))
+        if len(raw) > MAX_COLUMNS:
+            raise AdqlError(
+                f"the query selects {len(raw)} columns; PostgreSQL allows at most {MAX_COLUMNS}",
+                node.pos,
+            )
         names = self._unique_names([r[0] for r in raw])
         outputs = []
         for (_, vtype, expr, star_sql, is_column), name in zip(raw, names, strict=True):
@@ -543,13 +582,15 @@ class Checker:
         """``names`` with repeats renamed ``name_2``, ``name_3``... (TAP 1.1 §3.2: unique names)."""
         taken = set(names)
         seen: set[str] = set()
+        next_suffix: dict[str, int] = {}
         result = []
         for name in names:
             candidate = name
             if candidate in seen:
-                n = 2
+                n = next_suffix.get(name, 2)
                 while f"{name}_{n}" in taken or f"{name}_{n}" in seen:
                     n += 1
+                next_suffix[name] = n + 1
                 candidate = f"{name}_{n}"
             seen.add(candidate)
             result.append(candidate)
@@ -605,7 +646,11 @@ class Checker:
                 self.found.group[expr] = "__output__:" + output.sql_alias
                 self.found.types[expr] = output.vtype
                 return
-        self.value(expr, scope, ctes, allow_aggregates=False)
+        vtype = self.value(expr, scope, ctes, allow_aggregates=False)
+        if vtype.geometry:
+            raise AdqlUnsupported(
+                f"GROUP BY cannot use {vtype.describe()}: geometries have no order", expr.pos
+            )
 
     def order_item(
         self,
@@ -623,7 +668,11 @@ class Checker:
             if len(found) == 1:
                 self.found.order[item] = quote(found[0].sql_alias)  # type: ignore[attr-defined]
                 return
-        self.value(expr, scope, ctes, allow_aggregates=True)
+        vtype = self.value(expr, scope, ctes, allow_aggregates=True)
+        if vtype.geometry:
+            raise AdqlUnsupported(
+                f"ORDER BY cannot use {vtype.describe()}: geometries have no order", expr.pos
+            )
 
     # ---- expressions
 
@@ -1147,16 +1196,24 @@ def _unit_factor(source: str, target: str, node: t.FunctionCall) -> float:
         from astropy import units
     except ImportError:  # pragma: no cover - astropy is a dependency
         raise AdqlUnsupported("IN_UNIT is not available on this service", node.pos) from None
-    try:
-        source_unit = units.Unit(source, format="vounit", parse_strict="raise")
-    except ValueError:
-        raise AdqlUnsupported(
-            f"IN_UNIT: the column's unit {source!r} is not a VOUnit", node.pos
-        ) from None
-    try:
-        target_unit = units.Unit(target, format="vounit", parse_strict="raise")
-    except ValueError:
-        raise AdqlTypeError(f"IN_UNIT: {target!r} is not a VOUnit", node.args[1].pos) from None
+
+    def parse(text: str) -> Any:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # astropy 5 warns (not raises) on unknown VOUnits
+            try:
+                unit = units.Unit(text, format="vounit", parse_strict="raise")
+            except ValueError:
+                return None
+        if caught or isinstance(unit, units.UnrecognizedUnit):
+            return None
+        return unit
+
+    source_unit = parse(source)
+    if source_unit is None:
+        raise AdqlUnsupported(f"IN_UNIT: the column's unit {source!r} is not a VOUnit", node.pos)
+    target_unit = parse(target)
+    if target_unit is None:
+        raise AdqlTypeError(f"IN_UNIT: {target!r} is not a VOUnit", node.args[1].pos)
     try:
         return float(source_unit.to(target_unit))
     except units.UnitConversionError:

@@ -31,6 +31,9 @@ from tapd.adql.types import CAST_TARGETS
 MAX_QUERY_LENGTH = 100_000
 #: Deepest nesting of expressions and subqueries accepted.
 MAX_DEPTH = 100
+#: Most operands in one chain of arithmetic, bitwise or || operators (PostgreSQL
+#: parses such chains recursively and runs out of stack at a few thousand).
+MAX_CHAIN = 1000
 
 _GEOMETRY_CONSTRUCTORS = ("POINT", "CIRCLE", "BOX", "POLYGON")
 
@@ -234,6 +237,10 @@ class _TreeBuilder:
         return _make(t.Unary, _pos(c[0]), str(c[0]), _value(c[1]))
 
     def _chain(self, c: list[Any]) -> t.Chain:
+        if len(c) > 2 * MAX_CHAIN:
+            raise AdqlSyntaxError(
+                f"this expression chains more than {MAX_CHAIN} operands; split it up", _pos(c[0])
+            )
         first = _value(c[0])
         rest = tuple((str(c[i]), _value(c[i + 1])) for i in range(1, len(c), 2))
         return _make(t.Chain, _pos(first), first, rest)

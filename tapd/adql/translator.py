@@ -334,7 +334,17 @@ class Translator:
         return Sql(node.text)
 
     def _String(self, node: t.String) -> Sql:
-        return Sql("%s", (node.value,))
+        # typed text: PostgreSQL cannot type a bare parameter in e.g. 'x' IS NULL
+        return Sql("CAST(%s AS text)", (node.value,))
+
+    def operand(self, node: t.Expr, *others: t.Expr) -> Sql:
+        """A comparison operand: a string literal compared with something typed stays untyped,
+        so that PostgreSQL reads it as the other side's type (e.g. a timestamp)."""
+        if isinstance(node, t.String) and any(
+            not isinstance(o, (t.String, t.Null)) for o in others
+        ):
+            return Sql("%s", (node.value,))
+        return self.expr(node)
 
     def _Null(self, node: t.Null) -> Sql:
         return Sql("NULL")
@@ -410,7 +420,8 @@ class Translator:
         special = self._geometry_predicate(node) or self._distance_predicate(node)
         if special is not None:
             return special
-        return cat("(", self.expr(node.left), f" {node.op} ", self.expr(node.right), ")")
+        left = self.operand(node.left, node.right)
+        return cat("(", left, f" {node.op} ", self.operand(node.right, node.left), ")")
 
     def _geometry_predicate(self, node: t.Comparison) -> Sql | None:
         """``1 = CONTAINS(a, b)`` and the like, as boolean pgsphere operators."""
@@ -471,20 +482,20 @@ class Translator:
     def _Between(self, node: t.Between) -> Sql:
         return cat(
             "(",
-            self.expr(node.expr),
+            self.operand(node.expr, node.low, node.high),
             " NOT BETWEEN " if node.negated else " BETWEEN ",
-            self.expr(node.low),
+            self.operand(node.low, node.expr),
             " AND ",
-            self.expr(node.high),
+            self.operand(node.high, node.expr),
             ")",
         )
 
     def _InList(self, node: t.InList) -> Sql:
         return cat(
             "(",
-            self.expr(node.expr),
+            self.operand(node.expr, *node.items),
             " NOT IN (" if node.negated else " IN (",
-            join(", ", (self.expr(i) for i in node.items)),
+            join(", ", (self.operand(i, node.expr) for i in node.items)),
             "))",
         )
 
@@ -531,12 +542,18 @@ class Translator:
         arg_types = [self.found.types[a] for a in node.args]
         if name == "RAND":
             return Sql("random()")  # PostgreSQL cannot seed one call: a seed argument is ignored
+        if name in ("ROUND", "TRUNCATE", "CEILING", "FLOOR") and arg_types[0].is_integer:
+            # whole numbers stay whole numbers of the same type (PostgreSQL would make them double)
+            if len(args) == 1:
+                return cat("(", args[0], ")")
+            pg = "round" if name == "ROUND" else "trunc"
+            return cat(
+                f"CAST({pg}(CAST(", args[0], " AS numeric), ", args[1], f") AS {arg_types[0].pg})"
+            )
         if name in ("ROUND", "TRUNCATE"):
             pg = "round" if name == "ROUND" else "trunc"
             if len(args) == 1:
                 return cat(f"{pg}(", args[0], ")")
-            if arg_types[0].is_integer:
-                return cat(f"{pg}(", args[0], ", ", args[1], ")")
             return cat(
                 f"CAST({pg}(CAST(", args[0], " AS numeric), ", args[1], ") AS double precision)"
             )
