@@ -146,7 +146,7 @@ def demo_config(base: Config, workdir: Path, dsn: str, port: int) -> Config:
     )
 
 
-def banner(url: str, rows: int) -> str:
+def banner(url: str, rows: int, workdir: Path) -> str:
     query = "SELECT TOP 5 name, ra, dec, gmag FROM demo.stars ORDER BY gmag"
     one_liner = (
         f"python3 -c \"import pyvo; print(pyvo.dal.TAPService('{url}')"
@@ -157,6 +157,7 @@ def banner(url: str, rows: int) -> str:
         f"Try it with pyvo (pip install pyvo):\n\n  {one_liner}\n\n"
         f"or TOPCAT / STILTS: stilts taplint tapurl={url}\n"
         f"Sample catalog: demo.stars ({rows:,} synthetic stars: positions, magnitudes, names).\n"
+        f"Its database and files are in {workdir}.\n"
         "Press Ctrl-C to stop; everything the demo created is removed.\n"
     )
 
@@ -183,7 +184,7 @@ def run_demo(base: Config, *, port: int = 8080, rows: int = 100_000) -> int:
         prepare_database(cluster.dsn, config, rows)
         print("Starting a runner daemon ...", flush=True)
         daemon = start_daemon(config, workdir)
-        run_server(config, on_ready=lambda url: print(banner(url, rows), flush=True))
+        run_server(config, on_ready=lambda url: print(banner(url, rows, workdir), flush=True))
         print("\nStopping ...", flush=True)
     finally:
         if daemon is not None:
