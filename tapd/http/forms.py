@@ -19,7 +19,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 from urllib.parse import parse_qsl
 
 from tapd.http.problems import BadRequest, PayloadTooLarge, UnsupportedMediaType
@@ -260,7 +260,7 @@ async def _read_multipart(
     spool_dir: Path,
 ) -> None:
     collector = _MultipartCollector(limits, spool_dir)
-    parser = MultipartParser(boundary, collector.callbacks())
+    parser = MultipartParser(boundary, cast(Any, collector.callbacks()))
     size = 0
     try:
         async for chunk in body:

@@ -14,6 +14,7 @@ import asyncio
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import IO, cast
 
 import psycopg
 from psycopg_pool import PoolTimeout
@@ -96,7 +97,8 @@ async def _run(request: Request, service: TapService, form: RequestForm) -> Resp
                 return
             with service.sync_pool.connection() as conn:
                 catalog = service.catalog(conn)
-                run_sync(conn, tap, pipe, config=config, catalog=catalog, resolve_part=resolve_part)
+                out = cast(IO[bytes], pipe)  # duck-typed: write/flush/tell/closed
+                run_sync(conn, tap, out, config=config, catalog=catalog, resolve_part=resolve_part)
         except BaseException as exc:  # handed to the event loop, which answers or logs it
             error = exc
         finally:
