@@ -479,6 +479,8 @@ def unpublish_table(
     grant is revoked. Unpublishing TAP_SCHEMA's own tables is refused.
     """
     with conn.transaction():
+        if not _has_tap_schema(conn):
+            raise CatalogError(f"{name} is not published: this database has no TAP_SCHEMA yet")
         row = conn.execute(_query("find_table"), [name]).fetchone()
         if row is None:
             try:
@@ -513,11 +515,18 @@ def unpublish_table(
 # ---- reading
 
 
+def _has_tap_schema(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT to_regclass('tap_schema.columns') IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
 def load_catalog(conn: psycopg.Connection[Any]) -> Catalog:
     """Everything TAP_SCHEMA publishes, with each column's real PostgreSQL type.
 
     A published table or column that no longer exists in PostgreSQL is left out.
     """
+    if not _has_tap_schema(conn):
+        raise CatalogError("this database has no TAP_SCHEMA: create it with tapd initdb")
     rows = conn.execute(_query("catalog_columns")).fetchall()
     by_table: dict[str, list[tuple[Any, ...]]] = {}
     table_rows: dict[str, tuple[Any, ...]] = {}

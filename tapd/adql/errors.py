@@ -13,7 +13,8 @@ class AdqlError(TapdError):
         self.pos = pos
         self.detail = message
         where = f" at {pos}" if pos is not None else ""
-        super().__init__(f"{self._kind}{where}: {message}")
+        end = "" if message.endswith((".", "?", "!")) else "."
+        super().__init__(f"{self._kind}{where}: {message}{end}")
 
     _kind = "Error"
 

@@ -183,3 +183,8 @@ def test_metadata_file_with_an_unknown_key_names_it(tmp_path: Path) -> None:
     path.write_text('[columns.ra]\nunits = "deg"\n')
     with pytest.raises(CatalogError, match="unknown key 'units'"):
         read_metadata_file(path)
+
+
+def test_loading_without_tap_schema_says_how_to_create_it(conn: psycopg.Connection) -> None:
+    with pytest.raises(CatalogError, match="no TAP_SCHEMA: create it with tapd initdb"):
+        load_catalog(conn)
