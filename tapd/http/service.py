@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -78,8 +79,16 @@ class TapService:
         """Run ``operation`` on a ``JobStore`` over a pooled connection, in a worker thread."""
 
         def call() -> T:
-            with self.pool.connection() as conn:
-                return operation(JobStore(conn, self.config.schema))
+            # A pooled connection may have died with a PostgreSQL restart; the pool
+            # drops it when it comes back broken, so one retry gets a fresh one.
+            for attempt in (1, 2):
+                with self.pool.connection() as conn:
+                    try:
+                        return operation(JobStore(conn, self.config.schema))
+                    except psycopg.OperationalError:
+                        if attempt == 2 or not conn.broken:
+                            raise
+            raise AssertionError("unreachable")
 
         return await run_in_threadpool(call)
 

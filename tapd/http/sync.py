@@ -95,10 +95,25 @@ async def _run(request: Request, service: TapService, form: RequestForm) -> Resp
         try:
             if pipe.cancelled:
                 return
-            with service.sync_pool.connection() as conn:
-                catalog = service.catalog(conn)
-                out = cast(IO[bytes], pipe)  # duck-typed: write/flush/tell/closed
-                run_sync(conn, tap, out, config=config, catalog=catalog, resolve_part=resolve_part)
+            out = cast(IO[bytes], pipe)  # duck-typed: write/flush/tell/closed
+            for attempt in (1, 2):
+                with service.sync_pool.connection() as conn:
+                    try:
+                        catalog = service.catalog(conn)
+                        run_sync(
+                            conn,
+                            tap,
+                            out,
+                            config=config,
+                            catalog=catalog,
+                            resolve_part=resolve_part,
+                        )
+                        break
+                    except psycopg.OperationalError:
+                        # A pooled connection that died with a PostgreSQL restart:
+                        # the pool drops it, and nothing was sent yet, so try once more.
+                        if attempt == 2 or not conn.broken or pipe.tell():
+                            raise
         except BaseException as exc:  # handed to the event loop, which answers or logs it
             error = exc
         finally:

@@ -370,3 +370,52 @@ def test_wrong_method_is_405_and_unknown_resource_404(client) -> None:
     response = client.get("/nothing-here")
     assert response.status_code == 404
     assert "/tap/nothing-here" in response.text
+
+
+def test_uws_parameters_in_the_creating_post_are_applied_not_stored(client) -> None:
+    url = create(
+        client, QUERY="SELECT 1", EXECUTIONDURATION="30", DESTRUCTION="2000-01-01T00:00:00Z"
+    )
+    root = job_xml(client, url)
+    assert root.findtext("uws:executionDuration", namespaces=NS) == "30"
+    destruction = root.findtext("uws:destruction", namespaces=NS)
+    assert dt.datetime.fromisoformat(destruction.replace("Z", "+00:00")) > dt.datetime.now(dt.UTC)
+    names = {p.get("id") for p in root.findall(".//uws:parameter", NS)}
+    assert names == {"QUERY"}
+
+
+def test_availability_is_false_without_a_runner_daemon(client, ivoa_schemas) -> None:
+    response = client.get("/availability")
+    ivoa_schemas.assert_valid(response.content)
+    root = etree.fromstring(response.content)
+    avl = {"avl": "http://www.ivoa.net/xml/VOSIAvailability/v1.0"}
+    assert root.findtext("avl:available", namespaces=avl) == "false"
+    assert "no runner daemon" in root.findtext("avl:note", namespaces=avl)
+
+
+def test_service_recovers_after_a_postgresql_restart(client, pg_cluster) -> None:
+    url = create(client)
+    pg_cluster.restart()
+    # Pooled connections died with the server: the service must not answer 5xx now.
+    assert client.get(url).status_code == 200
+    assert create(client)
+    query = {"LANG": "ADQL", "QUERY": "SELECT TOP 1 schema_name FROM TAP_SCHEMA.schemas"}
+    assert client.post("/sync", data=query).status_code == 200
+    # WAIT listens again: a phase change still ends a wait early.
+    results: list[str] = []
+
+    def waiting() -> None:
+        for _ in range(20):  # the listener may still be reconnecting: re-poll like a client
+            root = job_xml(client, url, WAIT=str(WAIT_MAX))
+            phase = root.findtext("uws:phase", namespaces=NS)
+            if phase != "PENDING":
+                results.append(phase)
+                return
+
+    thread = threading.Thread(target=waiting)
+    thread.start()
+    time.sleep(0.5)
+    with httpx.Client(follow_redirects=False) as other:
+        other.post(url + "/phase", data={"PHASE": "ABORT"})
+    thread.join(timeout=60)
+    assert results == ["ABORTED"]
