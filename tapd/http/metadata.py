@@ -164,9 +164,11 @@ async def table(request: Request) -> Response:
     service = service_of(request)
     name = request.path_params["table_name"]
     catalog, info = await _catalog_and_info(service)
-    for candidate in catalog.tables:
-        if candidate.table_name == name:
-            return responses.xml(table_document(candidate, info))
+    exact = [t for t in catalog.tables if t.table_name == name]
+    # Regular ADQL identifiers are case-insensitive: TAP_SCHEMA.columns is tap_schema.columns.
+    folded = [t for t in catalog.tables if '"' not in name and t.table_name.lower() == name.lower()]
+    for candidate in exact or folded[:1]:
+        return responses.xml(table_document(candidate, info))
     raise NotFound(f"there is no table {name!r}: /tables lists the published ones")
 
 

@@ -300,3 +300,33 @@ def test_a_burst_of_100_jobs_from_20_threads_all_complete_without_5xx(service) -
         phases = list(pool.map(one, range(100)))
     assert phases == ["COMPLETED"] * 100
     assert not [s for s in statuses if s >= 500]
+
+
+def test_vosi_documents_validate_and_tables_have_children(client, ivoa_schemas) -> None:
+    for path in ("/capabilities", "/availability", "/tables", "/tables?detail=min"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        ivoa_schemas.assert_valid(response.content)
+    assert b"<column" not in client.get("/tables?detail=min").content
+    table = client.get("/tables/demo.stars")
+    ivoa_schemas.assert_valid(table.content)
+    columns = [c.findtext("name") for c in etree.fromstring(table.content).findall("column")]
+    assert "pos" in columns and "gmag" in columns
+    assert client.get("/tables/TAP_SCHEMA.columns").status_code == 200
+    missing = client.get("/tables/demo.nothing")
+    assert missing.status_code == 404
+    assert "demo.nothing" in missing.text
+    assert client.post("/capabilities").status_code == 405
+
+
+def test_aborted_job_explains_itself_at_error(tap, client) -> None:
+    job = tap.submit_job(SLOW_QUERY)
+    job.abort()
+    error = client.get(job.url + "/error")
+    assert error.status_code == 200
+    table = votable.parse(io.BytesIO(error.content))
+    statuses = [i for i in table.resources[0].infos if i.name == "QUERY_STATUS"]
+    assert statuses[0].value == "ERROR"
+    assert "abort" in (statuses[0].content or "").lower()
+    assert client.get(job.url + "/results/result").status_code == 404
+    job.delete()
