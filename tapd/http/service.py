@@ -79,8 +79,8 @@ class TapService:
         """Run ``operation`` on a ``JobStore`` over a pooled connection, in a worker thread."""
 
         def call() -> T:
-            # A pooled connection may have died with a PostgreSQL restart; the pool
-            # drops it when it comes back broken, so one retry gets a fresh one.
+            # Pooled connections die with a PostgreSQL restart: on the first broken
+            # one, replace every dead connection of the pool and try once more.
             for attempt in (1, 2):
                 with self.pool.connection() as conn:
                     try:
@@ -88,6 +88,7 @@ class TapService:
                     except psycopg.OperationalError:
                         if attempt == 2 or not conn.broken:
                             raise
+                self.pool.check()
             raise AssertionError("unreachable")
 
         return await run_in_threadpool(call)

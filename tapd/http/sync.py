@@ -110,10 +110,11 @@ async def _run(request: Request, service: TapService, form: RequestForm) -> Resp
                         )
                         break
                     except psycopg.OperationalError:
-                        # A pooled connection that died with a PostgreSQL restart:
-                        # the pool drops it, and nothing was sent yet, so try once more.
+                        # A pooled connection that died with a PostgreSQL restart and
+                        # nothing sent yet: replace the pool's dead connections, retry.
                         if attempt == 2 or not conn.broken or pipe.tell():
                             raise
+                service.sync_pool.check()
         except BaseException as exc:  # handed to the event loop, which answers or logs it
             error = exc
         finally:

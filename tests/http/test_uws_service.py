@@ -5,6 +5,7 @@ No runner daemon here: jobs stay where the HTTP side puts them.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import http.client
 import threading
@@ -393,13 +394,21 @@ def test_availability_is_false_without_a_runner_daemon(client, ivoa_schemas) -> 
     assert "no runner daemon" in root.findtext("avl:note", namespaces=avl)
 
 
-def test_service_recovers_after_a_postgresql_restart(client, pg_cluster) -> None:
+def test_service_recovers_after_a_postgresql_restart(client, service, pg_cluster) -> None:
     url = create(client)
+    query = {"LANG": "ADQL", "QUERY": "SELECT TOP 1 schema_name FROM TAP_SCHEMA.schemas"}
+
+    def busy(_: int) -> None:  # parallel requests make both pools open several connections
+        with httpx.Client(base_url=service.url) as c:
+            c.post("/async")
+            c.post("/sync", data=query)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=12) as pool:
+        list(pool.map(busy, range(24)))
     pg_cluster.restart()
     # Pooled connections died with the server: the service must not answer 5xx now.
     assert client.get(url).status_code == 200
     assert create(client)
-    query = {"LANG": "ADQL", "QUERY": "SELECT TOP 1 schema_name FROM TAP_SCHEMA.schemas"}
     assert client.post("/sync", data=query).status_code == 200
     # WAIT listens again: a phase change still ends a wait early.
     results: list[str] = []
