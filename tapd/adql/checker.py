@@ -158,19 +158,32 @@ def _pick(ident: t.Ident, candidates: list[tuple[str, bool, object]]) -> list[ob
     return [c[2] for c in found]
 
 
-def _visible_from_catalog(table: CatalogTable, alias: str) -> list[Visible]:
+#: Per published table: (name, regular, quoted SQL name, type) of its columns.
+_COLUMN_CACHE: dict[int, tuple[CatalogTable, list[tuple[str, bool, str, ValueType]]]] = {}
+
+
+def _table_columns(table: CatalogTable) -> list[tuple[str, bool, str, ValueType]]:
+    cached = _COLUMN_CACHE.get(id(table))
+    if cached is not None and cached[0] is table:
+        return cached[1]
     columns = []
     for column in table.columns:
         (text, delimited), *_ = split_name(column.name) or [(column.name, False)]
         columns.append(
-            Visible(
-                text,
-                not delimited,
-                f"{quote(alias)}.{quote(column.sql_name)}",
-                of_column(column.pg_type, column.meta),
-            )
+            (text, not delimited, quote(column.sql_name), of_column(column.pg_type, column.meta))
         )
+    if len(_COLUMN_CACHE) > 10_000:
+        _COLUMN_CACHE.clear()
+    _COLUMN_CACHE[id(table)] = (table, columns)
     return columns
+
+
+def _visible_from_catalog(table: CatalogTable, alias: str) -> list[Visible]:
+    prefix = quote(alias) + "."
+    return [
+        Visible(name, regular, prefix + sql, vtype)
+        for name, regular, sql, vtype in _table_columns(table)
+    ]
 
 
 def _number_type(node: t.Number) -> ValueType:
@@ -866,21 +879,25 @@ class Checker:
             raise AdqlTypeError(f"{what} needs a string, but this is {vtype.describe()}", node.pos)
 
     def chain(self, node: t.Chain, sub: Callable[[t.Expr], ValueType]) -> ValueType:
-        operands = [node.first, *(e for _, e in node.rest)]
-        types = [sub(e) for e in operands]
-        op = node.rest[0][0]
-        if op == "||":
-            for vt, e in zip(types, operands, strict=True):
-                if vt.geometry:
-                    raise AdqlTypeError(f"|| joins strings, but this is {vt.describe()}", e.pos)
-            return TEXT
-        if op in ("|", "&", "^"):
-            for vt, e in zip(types, operands, strict=True):
-                self._need_integer(vt, e, f"the bitwise operator {op}")
-            return _promote(types)
-        for vt, e in zip(types, operands, strict=True):
-            self._need_number(vt, e, f"the operator {op}")
-        return _promote(types)
+        """Operators of one level, left to right (|| and the bitwise ones share a level)."""
+        left_node: t.Expr = node.first
+        left = sub(node.first)
+        for op, operand in node.rest:
+            right = sub(operand)
+            if op == "||":
+                for vt, e in ((left, left_node), (right, operand)):
+                    if vt.geometry:
+                        raise AdqlTypeError(f"|| joins strings, but this is {vt.describe()}", e.pos)
+                left = TEXT
+            elif op in ("|", "&", "^"):
+                self._need_integer(left, left_node, f"the bitwise operator {op}")
+                self._need_integer(right, operand, f"the bitwise operator {op}")
+                left = _promote([left, right])
+            else:
+                self._need_number(left, left_node, f"the operator {op}")
+                self._need_number(right, operand, f"the operator {op}")
+                left = _promote([left, right])
+        return left
 
     def comparable(self, a: ValueType, b: ValueType, node: t.Node) -> None:
         if a.pg == "unknown" or b.pg == "unknown":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -23,7 +23,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from tapd.adql import tree as t
 from tapd.adql.errors import AdqlSyntaxError
-from tapd.adql.functions import FunctionSpec, function_table
+from tapd.adql.functions import STANDARD_FUNCTIONS, FunctionSpec, function_table
 from tapd.adql.lexicon import is_reserved
 from tapd.adql.types import CAST_TARGETS
 
@@ -49,16 +49,19 @@ def _pos(item: Any) -> t.Pos:
 
 
 def _depth_of(value: Any) -> int:
-    if isinstance(value, t.Node):
-        return value.depth
-    if isinstance(value, tuple):
-        return max((_depth_of(v) for v in value), default=0)
+    depth = getattr(value, "depth", None)
+    if depth is not None:
+        return depth  # type: ignore[no-any-return]
+    if value.__class__ is tuple:
+        return max(map(_depth_of, value), default=0)
     return 0
 
 
 def _make(cls: type[Any], pos: t.Pos, *args: Any, **kwargs: Any) -> Any:
     """A node with its depth computed from its children; refuses too deep a tree."""
-    depth = 1 + max((_depth_of(v) for v in (*args, *kwargs.values())), default=0)
+    depth = 1 + max(map(_depth_of, args), default=0)
+    if kwargs:
+        depth = max(depth, 1 + max(map(_depth_of, kwargs.values())))
     if depth > MAX_DEPTH:
         raise AdqlSyntaxError(
             f"the query is nested too deeply (more than {MAX_DEPTH} levels); simplify it", pos
@@ -172,13 +175,14 @@ class _TreeBuilder:
 
     def function_call(self, c: list[Any]) -> t.FunctionCall:
         args = c[2] if len(c) > 2 else ()
-        return _make(t.FunctionCall, _pos(c[0]), str(c[0]).upper(), args)
+        return _checked(_make(t.FunctionCall, _pos(c[0]), str(c[0]).upper(), args))
 
     def function_call_quantified(self, c: list[Any]) -> t.FunctionCall:
-        return _make(t.FunctionCall, _pos(c[0]), str(c[0]).upper(), c[3], quantifier=c[2][1])
+        call = _make(t.FunctionCall, _pos(c[0]), str(c[0]).upper(), c[3], quantifier=c[2][1])
+        return _checked(call)
 
     def function_call_star(self, c: list[Any]) -> t.FunctionCall:
-        return _make(t.FunctionCall, _pos(c[0]), str(c[0]).upper(), (), star=True)
+        return _checked(_make(t.FunctionCall, _pos(c[0]), str(c[0]).upper(), (), star=True))
 
     def cast_type(self, c: list[Token]) -> t.TypeName:
         words = [str(tok).upper() for tok in c if tok.type == "IDENT"]
@@ -245,7 +249,7 @@ class _TreeBuilder:
         rest = tuple((str(c[i]), _value(c[i + 1])) for i in range(1, len(c), 2))
         return _make(t.Chain, _pos(first), first, rest)
 
-    concat = bitor = bitxor = bitand = additive = term = _chain
+    value = additive = term = _chain
 
     # ---- predicates
 
@@ -294,7 +298,7 @@ class _TreeBuilder:
         operands = tuple(_condition(x, op) for x in c if not isinstance(x, Token))
         return _make(t.BoolOp, operands[0].pos, op, operands)
 
-    def or_expr(self, c: list[Any]) -> t.BoolOp:
+    def expr(self, c: list[Any]) -> t.BoolOp:
         return self._bool(c, "OR")
 
     def and_expr(self, c: list[Any]) -> t.BoolOp:
@@ -719,35 +723,41 @@ def _check_geometry_arguments(call: t.FunctionCall) -> None:
         raise AdqlSyntaxError(f"wrong arguments for {name}: write {usage}", call.pos)
 
 
-def check_functions(query: t.Query, functions: dict[str, FunctionSpec]) -> None:
-    """Every call names a known function with a fitting number of arguments."""
-    for node in t.walk(query):
-        if not isinstance(node, t.FunctionCall):
-            continue
-        spec = functions.get(node.name)
-        if spec is None:
-            raise AdqlSyntaxError(
-                f"unknown function {node.name}; it is neither an ADQL 2.1 function nor a "
-                "user-defined function of this service",
-                node.pos,
-            )
-        if node.star and node.name != "COUNT":
-            raise AdqlSyntaxError(f"only COUNT takes *, not {node.name}", node.pos)
-        if node.quantifier and not spec.is_aggregate:
-            raise AdqlSyntaxError(
-                f"{node.quantifier} is only allowed in aggregate functions, not in {node.name}",
-                node.pos,
-            )
-        count = len(node.args) + (1 if node.star else 0)
-        if count < spec.min_args or (spec.max_args is not None and count > spec.max_args):
-            raise AdqlSyntaxError(f"{node.name} takes {spec.arity_text()}, not {count}", node.pos)
-        if node.name == "DISTANCE" and count == 3:
-            raise AdqlSyntaxError(
-                "DISTANCE takes 2 points or 4 numbers (ra1, dec1, ra2, dec2), not 3 arguments",
-                node.pos,
-            )
-        if node.name in _GEOMETRY_CONSTRUCTORS:
-            _check_geometry_arguments(node)
+def check_function(node: t.FunctionCall, functions: Mapping[str, FunctionSpec]) -> None:
+    """``node`` names a known function with a fitting number of arguments."""
+    spec = functions.get(node.name)
+    if spec is None:
+        raise AdqlSyntaxError(
+            f"unknown function {node.name}; it is neither an ADQL 2.1 function nor a "
+            "user-defined function of this service",
+            node.pos,
+        )
+    if node.star and node.name != "COUNT":
+        raise AdqlSyntaxError(f"only COUNT takes *, not {node.name}", node.pos)
+    if node.quantifier and not spec.is_aggregate:
+        raise AdqlSyntaxError(
+            f"{node.quantifier} is only allowed in aggregate functions, not in {node.name}",
+            node.pos,
+        )
+    count = len(node.args) + (1 if node.star else 0)
+    if count < spec.min_args or (spec.max_args is not None and count > spec.max_args):
+        raise AdqlSyntaxError(f"{node.name} takes {spec.arity_text()}, not {count}", node.pos)
+    if node.name == "DISTANCE" and count == 3:
+        raise AdqlSyntaxError(
+            "DISTANCE takes 2 points or 4 numbers (ra1, dec1, ra2, dec2), not 3 arguments",
+            node.pos,
+        )
+    if node.name in _GEOMETRY_CONSTRUCTORS:
+        _check_geometry_arguments(node)
+
+
+#: The functions the query being parsed (in this thread) may call.
+_parsing = threading.local()
+
+
+def _checked(call: t.FunctionCall) -> t.FunctionCall:
+    check_function(call, getattr(_parsing, "functions", STANDARD_FUNCTIONS))
+    return call
 
 
 # ---- entry point
@@ -771,9 +781,12 @@ def parse_adql(text: str, udfs: Sequence[str] = ()) -> t.Query:
         not line.strip() or line.strip().startswith("--") for line in text.splitlines()
     ):
         raise AdqlSyntaxError("the query is empty")
+    parser = get_parser()
+    _parsing.functions = function_table(udfs)
     try:
-        query: t.Query = get_parser().parse(text)
+        query: t.Query = parser.parse(text)
     except UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
-    check_functions(query, function_table(udfs))
+    finally:
+        _parsing.functions = STANDARD_FUNCTIONS
     return query
