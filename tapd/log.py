@@ -14,7 +14,12 @@ from typing import Any
 
 import structlog
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def choose_format(requested: str) -> str:
@@ -34,7 +39,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     ]
     if fmt == "json":
         processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
-        logger_factory: Any = structlog.PrintLoggerFactory(sys.stderr)
+        logger_factory: Any = structlog.WriteLoggerFactory(sys.stderr)
     elif fmt == "journal":
         from tapd.journal import JournalLoggerFactory, journal_renderer
 
@@ -42,7 +47,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
         logger_factory = JournalLoggerFactory()
     else:
         processors += [structlog.dev.ConsoleRenderer(colors=False)]
-        logger_factory = structlog.PrintLoggerFactory(sys.stderr)
+        logger_factory = structlog.WriteLoggerFactory(sys.stderr)
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
@@ -52,5 +57,6 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
 
 
 def get_logger(**context: Any) -> Any:
-    """A structlog logger with ``context`` bound."""
-    return structlog.get_logger().bind(**context)
+    """A structlog logger with ``context`` bound; lazy, so a module-level logger
+    follows later ``configure`` calls (level, output)."""
+    return structlog.get_logger(**context)

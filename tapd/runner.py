@@ -335,13 +335,13 @@ def _failed(
     )
 
 
-def interrupted_outcome(job: Job, message: str, config: Config) -> JobOutcome:
+def interrupted_outcome(job_id: str, query: str | None, message: str, config: Config) -> JobOutcome:
     """ABORTED, with the error document when the job directory allows."""
-    job_dir = config.jobs_path / job.job_id
+    job_dir = config.jobs_path / job_id
     has_doc = False
     if job_dir.is_dir():
         _remove_temp_files(job_dir)
-        infos = [("QUERY", job.parameter("QUERY") or "")]
+        infos = [("QUERY", query)] if query else []
         has_doc = write_error_file(job_dir, message, infos)
     return JobOutcome(JobPhase.ABORTED, error=ErrorSummary(message, has_detail=has_doc))
 

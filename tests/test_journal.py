@@ -29,7 +29,12 @@ def journal_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 def test_events_become_journal_fields_under_systemd(journal_socket: socket.socket) -> None:
     log.configure("info", "auto")  # JOURNAL_STREAM is set: journal
     structlog.get_logger().warning(
-        "job.phase", job_id="abc", phase="ERROR", runner_pid=42, duration_ms=17, rows=3,
+        "job.phase",
+        job_id="abc",
+        phase="ERROR",
+        runner_pid=42,
+        duration_ms=17,
+        rows=3,
         sqlstate="42P01",
     )
     fields = parse_datagram(journal_socket.recv(65536))

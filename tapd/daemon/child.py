@@ -1,24 +1,36 @@
 """The forked child: one job on its own connections, then ``os._exit``.
 
-The child never touches the daemon's connections (libpq shares their sockets
-after fork). It records its pid and backend pid on the claimed job, runs the
-job (``tapd.runner.run_job``), writes the final phase and exits. SIGTERM or
-SIGINT (an abort, from anyone) and SIGALRM (executionDuration, counted from
-the claim) raise ``JobInterrupted`` wherever the child is: it cancels its
-query, and the job ends ABORTED with a message naming the cause. If the daemon
-dies, the kernel sends SIGTERM (PR_SET_PDEATHSIG) and the job ends in ERROR.
+A child is forked as a *spare* for a free slot before there is a job for it:
+it connects to PostgreSQL and waits on a pipe, so when the daemon claims a job
+and writes it down the pipe, the child starts at once (forking a warm
+interpreter and starting a PostgreSQL backend cost more than a small job).
+Each child runs at most one job; the daemon forks a new spare afterwards.
 
-Exit status: 0 the job ended (or was no longer this child's to run), 75 the
-database connection was lost (the daemon requeues the job), anything else or a
-signal: the daemon ends the job in ERROR and terminates its backends.
+The child never touches the daemon's connections (libpq shares their sockets
+after fork). It records its pid and backend pid on the claimed job (and names
+its sessions ``tapd job <id>``), runs the job (``tapd.runner.run_job``), writes
+the final phase and exits. SIGTERM or SIGINT (an abort, from anyone) and
+SIGALRM (executionDuration, counted from the claim) raise ``JobInterrupted``
+wherever the child is: it cancels its query, and the job ends ABORTED with a
+message naming the cause. If the daemon dies, the kernel sends SIGTERM
+(PR_SET_PDEATHSIG) and the job ends in ERROR.
+
+Exit status: 0 the job ended (or was no longer this child's to run, or the
+spare was retired), 75 the database connection was lost during the job (the
+daemon requeues it), 76 a spare could not reach the database (no job was
+touched), anything else or a signal: the daemon ends the job in ERROR and
+terminates its backends.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
+import selectors
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from types import FrameType
@@ -39,12 +51,13 @@ from tapd.runner import (
 )
 from tapd.store import JobStore, job_application_name
 from tapd.store.connection import connect
-from tapd.store.jobs import ErrorSummary, Job
+from tapd.store.jobs import Job
 from tapd.store.phases import JobPhase
 
 EXIT_DONE = 0
 EXIT_INTERNAL_ERROR = 70
 EXIT_DATABASE_LOST = 75
+EXIT_SPARE_NO_DATABASE = 76
 
 ABORT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _PR_SET_PDEATHSIG = 1
@@ -53,30 +66,48 @@ log = get_logger()
 
 
 @dataclass(frozen=True)
-class ChildSpec:
-    """Everything the child needs, handed over in memory by fork."""
+class SpareSpec:
+    """Everything a spare child needs, handed over in memory by fork."""
 
-    job: Job
-    instance: str  # the daemon's instance id (the claim is in its name)
+    instance: str  # the daemon's instance id (claims are in its name)
     config: Config
     parent_pid: int
-    deadline: float | None  # time.monotonic() by which the job must end
+    job_pipe: int  # read end: one assignment line, or end of file (retired)
     catalog: Any | None = None  # the daemon's warm copy of TAP_SCHEMA
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A claimed job handed to a spare: one line on its pipe."""
+
+    job_id: str
+    execution_duration: int
+    deadline: float | None  # time.monotonic() by which the job must end
+
+    def encode(self) -> bytes:
+        deadline = "-" if self.deadline is None else repr(self.deadline)
+        return f"{self.job_id} {self.execution_duration} {deadline}\n".encode()
+
+    @classmethod
+    def decode(cls, line: bytes) -> Assignment:
+        job_id, duration, deadline = line.decode().split()
+        return cls(job_id, int(duration), None if deadline == "-" else float(deadline))
 
 
 class _Interrupts:
     """Turns the first abort or alarm signal into ``JobInterrupted``; later ones are ignored."""
 
-    def __init__(self, spec: ChildSpec) -> None:
-        self.spec = spec
+    def __init__(self, assignment: Assignment, parent_pid: int) -> None:
+        self.assignment = assignment
+        self.parent_pid = parent_pid
         self.fired = False
 
     def install(self) -> None:
         for signum in ABORT_SIGNALS:
             signal.signal(signum, self._on_abort)
         signal.signal(signal.SIGALRM, self._on_alarm)
-        if self.spec.deadline is not None:
-            remaining = max(0.001, self.spec.deadline - time.monotonic())
+        if self.assignment.deadline is not None:
+            remaining = max(0.001, self.assignment.deadline - time.monotonic())
             signal.setitimer(signal.ITIMER_REAL, remaining)
 
     def _raise(self, message: str) -> None:
@@ -86,23 +117,30 @@ class _Interrupts:
         raise JobInterrupted(message)
 
     def _on_abort(self, signum: int, frame: FrameType | None) -> None:
-        if os.getppid() != self.spec.parent_pid:
-            self._raise("The runner daemon stopped unexpectedly; the job was stopped.")
+        if os.getppid() != self.parent_pid:
+            self._raise(DAEMON_DIED)
         self._raise("The job was aborted on request.")
 
     def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
-        seconds = self.spec.job.execution_duration
+        seconds = self.assignment.execution_duration
         self._raise(
             f"The job exceeded its executionDuration of {seconds} s and was aborted;"
             " make the query more selective or ask for a longer executionDuration."
         )
 
 
+DAEMON_DIED = "The runner daemon stopped unexpectedly; the job was stopped."
+
+
 def _detach_from_parent(parent_pid: int) -> None:
     """Undo the daemon's process state that must not act in the child."""
     signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for signum in (*ABORT_SIGNALS, signal.SIGCHLD):
+        signal.signal(signum, signal.SIG_DFL)  # an idle spare just ends
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # psycopg warns when an interrupted transaction cannot be rolled back; the
+    # child closes that connection anyway.
+    logging.getLogger("psycopg").setLevel(logging.ERROR)
     # Own process group: a Ctrl-C meant for the daemon does not abort every job.
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
@@ -110,7 +148,7 @@ def _detach_from_parent(parent_pid: int) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != parent_pid:  # the daemon died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
+        os._exit(EXIT_DONE)
 
 
 def _cancel_and_close(conn: psycopg.Connection[Any] | None) -> None:
@@ -123,61 +161,127 @@ def _cancel_and_close(conn: psycopg.Connection[Any] | None) -> None:
         conn.close()
 
 
-def child_main(spec: ChildSpec) -> int:
-    """Run the claimed job; returns the exit status."""
+@dataclass
+class _Sessions:
+    """The child's connections: one for the job row, maybe a second for the query."""
+
+    conn: psycopg.Connection[Any] | None
+    query_conn: psycopg.Connection[Any] | None
+    role: str | None
+
+    @classmethod
+    def open(cls, config: Config, application_name: str) -> _Sessions:
+        conn = connect(config.dsn, application_name=application_name)
+        if not config.query_dsn:
+            return cls(conn, conn, config.query_role)
+        try:
+            query_conn = connect(config.query_dsn, application_name=application_name)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, query_conn, None)
+
+    def sockets(self) -> list[int]:
+        return [c.fileno() for c in {id(c): c for c in (self.conn, self.query_conn) if c}.values()]
+
+    def close(self) -> None:
+        for conn in (self.query_conn, self.conn):
+            if conn is not None and not conn.closed:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+
+def _wait_for_assignment(job_pipe: int, sessions: _Sessions) -> Assignment | int:
+    """Block until the daemon hands over a job; else the exit status (retired:
+    end of file; the database closed an idle connection: EXIT_SPARE_NO_DATABASE)."""
+    selector = selectors.DefaultSelector()
+    selector.register(job_pipe, selectors.EVENT_READ, "job")
+    for fd in sessions.sockets():
+        selector.register(fd, selectors.EVENT_READ, "database")
+    line = b""
+    while True:
+        for key, _ in selector.select():
+            if key.data == "database":
+                return EXIT_SPARE_NO_DATABASE  # idle: anything arriving is a goodbye
+            chunk = os.read(job_pipe, 4096)
+            if not chunk:
+                return EXIT_DONE
+            line += chunk
+            if line.endswith(b"\n"):
+                return Assignment.decode(line)
+
+
+def spare_main(spec: SpareSpec) -> int:
+    """Connect, wait for a job, run it; returns the exit status."""
     _detach_from_parent(spec.parent_pid)
-    interrupts = _Interrupts(spec)
+    try:
+        sessions = _Sessions.open(spec.config, f"tapd spare {os.getpid()}")
+    except DatabaseUnavailable:
+        return EXIT_SPARE_NO_DATABASE
+    assignment = _wait_for_assignment(spec.job_pipe, sessions)
+    if isinstance(assignment, int):
+        sessions.close()
+        return assignment
+    return run_assignment(spec, assignment, sessions)
+
+
+def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions) -> int:
+    """Run the job the daemon handed over; returns the exit status."""
     config = spec.config
-    job = spec.job
+    job_id = assignment.job_id
+    job: Job | None = None
+    interrupts = _Interrupts(assignment, spec.parent_pid)
     started = time.monotonic()
-    conn: psycopg.Connection[Any] | None = None
-    query_conn: psycopg.Connection[Any] | None = None
-    application_name = job_application_name(job.job_id)
+    application_name = job_application_name(job_id)
     outcome: JobOutcome
     try:
         interrupts.install()
-        conn = connect(config.dsn, application_name=application_name)
-        query_conn = conn
-        role: str | None = config.query_role
-        if config.query_dsn:
-            query_conn = connect(config.query_dsn, application_name=application_name)
-            role = None
-        store = JobStore(conn, config.schema)
-        current = store.start_job(
-            job.job_id, spec.instance, os.getpid(), query_conn.info.backend_pid
+        assert sessions.conn is not None and sessions.query_conn is not None
+        if sessions.query_conn is not sessions.conn:
+            sessions.query_conn.execute(
+                "SELECT set_config('application_name', %s, false)", (application_name,)
+            )
+        job = JobStore(sessions.conn, config.schema).start_job(
+            job_id,
+            spec.instance,
+            os.getpid(),
+            sessions.query_conn.info.backend_pid,
+            application_name=application_name,
         )
-        if current is None:
-            log.info("job.not_started", job_id=job.job_id, reason="no longer this runner's")
+        if job is None:
+            log.info("job.not_started", job_id=job_id, reason="no longer this runner's")
+            sessions.close()
             return EXIT_DONE
-        job = current
         outcome = run_job(
             job,
-            QuerySession(query_conn, role),
+            QuerySession(sessions.query_conn, sessions.role),
             config=config,
             catalog=spec.catalog,
-            deadline=spec.deadline,
+            deadline=assignment.deadline,
         )
     except JobInterrupted as exc:
-        _cancel_and_close(query_conn)
-        _cancel_and_close(conn)
-        conn = query_conn = None
-        outcome = interrupted_outcome(job, exc.message, config)
-        if "stopped unexpectedly" in exc.message:
+        _cancel_and_close(sessions.query_conn)
+        _cancel_and_close(sessions.conn)
+        sessions.conn = sessions.query_conn = None
+        query = job.parameter("QUERY") if job is not None else None
+        outcome = interrupted_outcome(job_id, query, exc.message, config)
+        if exc.message == DAEMON_DIED:
             outcome = JobOutcome(JobPhase.ERROR, error=outcome.error)
     except (DatabaseLost, DatabaseUnavailable, psycopg.OperationalError) as exc:
-        log.warning("job.database_lost", job_id=job.job_id, error=str(exc).strip())
+        log.warning("job.database_lost", job_id=job_id, error=str(exc).strip())
         return EXIT_DATABASE_LOST
 
     # From here on the outcome is decided: nothing may interrupt writing it.
     signal.pthread_sigmask(signal.SIG_BLOCK, {*ABORT_SIGNALS, signal.SIGALRM})
     signal.setitimer(signal.ITIMER_REAL, 0)
     try:
-        if query_conn is not None and query_conn is not conn:
-            query_conn.close()
+        if sessions.query_conn is not None and sessions.query_conn is not sessions.conn:
+            sessions.query_conn.close()
+        conn = sessions.conn
         if conn is None or conn.closed or conn.broken:
             conn = connect(config.dsn, application_name=application_name)
         ended = JobStore(conn, config.schema).finish_job(
-            job.job_id,
+            job_id,
             spec.instance,
             outcome.phase,
             results=outcome.results,
@@ -185,25 +289,25 @@ def child_main(spec: ChildSpec) -> int:
         )
         conn.close()
     except (DatabaseUnavailable, psycopg.OperationalError) as exc:
-        log.warning("job.database_lost", job_id=job.job_id, error=str(exc).strip())
+        log.warning("job.database_lost", job_id=job_id, error=str(exc).strip())
         return EXIT_DATABASE_LOST
-    _log_outcome(job, outcome, ended, started)
+    _log_outcome(job_id, outcome, ended, started)
     return EXIT_DONE
 
 
-def _log_outcome(job: Job, outcome: JobOutcome, ended: bool, started: float) -> None:
+def _log_outcome(job_id: str, outcome: JobOutcome, ended: bool, started: float) -> None:
     duration_ms = round((time.monotonic() - started) * 1000)
     if not ended:
         log.info(
             "job.end_ignored",
-            job_id=job.job_id,
+            job_id=job_id,
             phase=outcome.phase.value,
             runner_pid=os.getpid(),
             reason="the job was ended by someone else first",
         )
         return
     fields: dict[str, Any] = {
-        "job_id": job.job_id,
+        "job_id": job_id,
         "phase": outcome.phase.value,
         "runner_pid": os.getpid(),
         "duration_ms": duration_ms,
@@ -220,21 +324,16 @@ def _log_outcome(job: Job, outcome: JobOutcome, ended: bool, started: float) -> 
         log.warning("job.phase", **fields)
 
 
-def run_child(spec: ChildSpec) -> None:
+def run_spare(spec: SpareSpec) -> None:
     """The child's whole life after fork: never returns."""
     status = EXIT_INTERNAL_ERROR
     try:
-        status = child_main(spec)
+        status = spare_main(spec)
     except BaseException as exc:  # a bug: say so, and let the daemon end the job
         with contextlib.suppress(BaseException):
-            log.error("job.runner_crashed", job_id=spec.job.job_id, error=repr(exc), exc_info=True)
+            log.error("job.runner_crashed", error=repr(exc), exc_info=True)
     finally:
         with contextlib.suppress(BaseException):
-            import sys
-
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(status)
-
-
-__all__ = ["ChildSpec", "ErrorSummary", "run_child"]

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
+import importlib
 import json
 import os
 import selectors
@@ -35,7 +37,14 @@ from psycopg import sql
 
 from tapd import log as tapd_log
 from tapd.config import Config
-from tapd.daemon.child import EXIT_DATABASE_LOST, EXIT_DONE, ChildSpec, run_child
+from tapd.daemon.child import (
+    EXIT_DATABASE_LOST,
+    EXIT_DONE,
+    EXIT_SPARE_NO_DATABASE,
+    Assignment,
+    SpareSpec,
+    run_spare,
+)
 from tapd.daemon.recovery import (
     MAX_ATTEMPTS,
     boot_id,
@@ -58,6 +67,15 @@ from tapd.store.jobdir import check_jobs_dir, remove_job_dir
 
 log = get_logger()
 
+#: Modules the children use, imported (and their ``warm_up()`` run) before forking.
+WARM_MODULES = (
+    "tapd.formats",
+    "tapd.formats.parquet",  # imported lazily by the writer registry; pyarrow is slow to load
+    "tapd.adql",
+    "tapd.catalog",
+    "tapd.uploads",
+)
+
 #: Seconds a child gets after SIGTERM before SIGKILL.
 STOP_GRACE = 5.0
 #: Seconds past a job's deadline before the daemon kills its child itself
@@ -72,17 +90,22 @@ CATALOG_REFRESH = 30.0
 
 @dataclass
 class Child:
-    """A forked child running one job."""
+    """A forked child: a spare waiting for a job (``job_id`` None), then running one."""
 
     pid: int
-    job_id: str
-    attempts: int
-    execution_duration: int
-    started: float  # time.monotonic()
-    deadline: float | None
+    pipe: int | None  # write end of its job pipe, until a job (or retirement) is sent
+    job_id: str | None = None
+    attempts: int = 0
+    execution_duration: int = 0
+    started: float = 0.0  # time.monotonic() of the assignment
+    deadline: float | None = None
     stop_reason: str | None = None  # why the daemon signalled it
     stop_sent: float | None = None
     kill_reason: str | None = None  # why the daemon killed it (SIGKILL)
+
+    @property
+    def busy(self) -> bool:
+        return self.job_id is not None
 
 
 @dataclass(frozen=True)
@@ -104,6 +127,8 @@ class _Timers:
     watchdog: float = 0.0
     reconnect: float = 0.0
     backoff: float = BACKOFF_FIRST
+    spare: float = 0.0  # no new spare before this (after spares failed to connect)
+    spare_backoff: float = BACKOFF_FIRST
 
 
 def exit_cause(status: int) -> tuple[int | None, int | None]:
@@ -145,6 +170,7 @@ class RunnerDaemon:
         self._selector = selectors.DefaultSelector()
         self._wakeup_r, self._wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._ready_sent = False
+        self._db_fd: int | None = None
 
     # -- life cycle ----------------------------------------------------------
 
@@ -183,6 +209,7 @@ class RunnerDaemon:
                 self._try_reconnect()
         else:
             self._guarded(self._periodic)
+            self._fork_spares()
         if self.stopping:
             self._advance_shutdown()
         self._watchdog()
@@ -244,7 +271,8 @@ class RunnerDaemon:
             conn.close()
             raise
         self.conn, self.store = conn, store
-        self._selector.register(conn.fileno(), selectors.EVENT_READ, "database")
+        self._db_fd = conn.fileno()
+        self._selector.register(self._db_fd, selectors.EVENT_READ, "database")
         self.timers.backoff = BACKOFF_FIRST
         # Catch up: what happened while we were not listening.
         self._flush_pending_ends()
@@ -278,13 +306,15 @@ class RunnerDaemon:
     def _schedule_reconnect(self) -> None:
         self.timers.reconnect = time.monotonic() + self.timers.backoff
         self.timers.backoff = min(BACKOFF_MAX, self.timers.backoff * 2)
-        self.notifier.status(f"database unavailable, reconnecting; {len(self.children)} running")
+        self.notifier.status(f"database unavailable, reconnecting; {self._running()} running")
 
     def _lost_connection(self, exc: BaseException) -> None:
-        log.warning("daemon.database_lost", error=one_line(exc), running=len(self.children))
-        if self.conn is not None:
+        log.warning("daemon.database_lost", error=one_line(exc), running=self._running())
+        if self._db_fd is not None:
             with contextlib.suppress(KeyError, ValueError, OSError):
-                self._selector.unregister(self.conn.fileno())
+                self._selector.unregister(self._db_fd)
+            self._db_fd = None
+        if self.conn is not None:
             with contextlib.suppress(Exception):
                 self.conn.close()
         self.conn = self.store = None
@@ -344,8 +374,10 @@ class RunnerDaemon:
         now = time.monotonic()
         candidates = [now + 1.0]
         if self.conn is not None:
-            if self.wake and len(self.children) < self.config.max_jobs and not self.stopping:
+            if self.wake and self._idle_spares() and not self.stopping:
                 candidates.append(now)
+            if len(self.children) < self.config.max_jobs and not self.stopping:
+                candidates.append(self.timers.spare)
             candidates += [self.timers.poll, self.timers.heartbeat, self.timers.sweep]
         else:
             candidates.append(self.timers.reconnect)
@@ -390,7 +422,7 @@ class RunnerDaemon:
         assert self.store is not None
         queued = self.store.heartbeat(
             self.instance,
-            running=len(self.children),
+            running=self._running(),
             max_jobs=self.config.max_jobs,
             stopping=self.stopping,
         )
@@ -409,15 +441,14 @@ class RunnerDaemon:
     def _status_text(self) -> str:
         state = "stopping, " if self.stopping else ""
         return (
-            f"{state}{len(self.children)} running, {self.queued} queued,"
-            f" {self.config.max_jobs} slots"
+            f"{state}{self._running()} running, {self.queued} queued, {self.config.max_jobs} slots"
         )
 
     def _reconcile_own(self) -> None:
         """Requeue jobs claimed in our name without a child; stop children whose
         job the database no longer has us running (a missed abort NOTIFY)."""
         assert self.store is not None
-        by_job = {c.job_id: c for c in self.children.values()}
+        by_job = {c.job_id: c for c in self.children.values() if c.job_id is not None}
         seen = self.store.runner_jobs(self.instance, list(by_job))
         stray = [
             job_id
@@ -457,10 +488,19 @@ class RunnerDaemon:
             log.info("job.destroyed", job_id=job_id)
 
     def _warm_up(self) -> None:
-        """Import what children need before forking, so each child starts warm."""
-        for module in ("tapd.formats", "tapd.adql", "tapd.catalog", "tapd.uploads"):
+        """Import what children need, build the ADQL parser and its lexer before
+        forking, so each child starts warm (any of these costs more than a job)."""
+        for name in WARM_MODULES:
             with contextlib.suppress(ImportError):
-                __import__(module)
+                module = importlib.import_module(name)
+                warm_up = getattr(module, "warm_up", None)
+                if callable(warm_up):
+                    warm_up()
+        with contextlib.suppress(Exception):
+            from tapd.adql import parse_adql  # type: ignore[attr-defined]
+
+            parse_adql("SELECT TOP 1 a AS b FROM s.t WHERE a > 1 ORDER BY 1")
+        gc.freeze()  # keep the warm heap shared copy-on-write with the children
 
     def _refresh_catalog(self) -> None:
         assert self.conn is not None
@@ -479,44 +519,89 @@ class RunnerDaemon:
 
     # -- jobs and children -----------------------------------------------------
 
-    def _claim(self) -> None:
-        assert self.store is not None
-        free = self.config.max_jobs - len(self.children)
-        if free <= 0:
-            return
-        jobs = self.store.claim_jobs(self.instance, self.host, free)
-        if len(jobs) < free:
-            self.wake = False
-        for job in jobs:
-            self._spawn(job)
+    def _running(self) -> int:
+        return sum(1 for c in self.children.values() if c.busy)
 
-    def _spawn(self, job: Any) -> None:
-        now = time.monotonic()
-        deadline = now + job.execution_duration if job.execution_duration > 0 else None
-        spec = ChildSpec(
-            job=job,
+    def _idle_spares(self) -> list[Child]:
+        return [c for c in self.children.values() if not c.busy and c.pipe is not None]
+
+    def _claim(self) -> None:
+        """Claim one job per idle spare and hand each to its spare."""
+        assert self.store is not None
+        spares = self._idle_spares()
+        if not spares:
+            return
+        jobs = self.store.claim_jobs(self.instance, self.host, len(spares))
+        if len(jobs) < len(spares):
+            self.wake = False
+        for job, spare in zip(jobs, spares, strict=False):
+            self._assign(job, spare)
+
+    def _fork_spares(self) -> None:
+        """Keep one child per free slot, forked and connected before it has a job."""
+        if self.stopping or time.monotonic() < self.timers.spare:
+            return
+        while len(self.children) < self.config.max_jobs:
+            self._fork_spare()
+
+    def _fork_spare(self) -> None:
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        spec = SpareSpec(
             instance=self.instance,
             config=self.config,
             parent_pid=os.getpid(),
-            deadline=deadline,
+            job_pipe=read_end,
             catalog=self.catalog,
         )
+        # The child must not hold other children's pipes open (they would not
+        # see end of file when retired) nor the daemon's signal pipe.
+        inherited = [c.pipe for c in self.children.values() if c.pipe is not None]
+        inherited += [write_end, self._wakeup_r, self._wakeup_w]
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            run_child(spec)  # never returns
-        self.children[pid] = Child(
-            pid=pid,
-            job_id=job.job_id,
-            attempts=job.attempts,
-            execution_duration=job.execution_duration,
-            started=now,
-            deadline=deadline,
+            for fd in inherited:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            run_spare(spec)  # never returns
+        os.close(read_end)
+        self.children[pid] = Child(pid=pid, pipe=write_end)
+
+    def _assign(self, job: Any, spare: Child) -> None:
+        now = time.monotonic()
+        deadline = now + job.execution_duration if job.execution_duration > 0 else None
+        assignment = Assignment(job.job_id, job.execution_duration, deadline)
+        assert spare.pipe is not None
+        try:
+            os.write(spare.pipe, assignment.encode())
+        except OSError:  # the spare died a moment ago: the next one takes the job
+            assert self.store is not None
+            self.store.requeue_jobs(self.instance, [job.job_id])
+            self.wake = True
+            return
+        finally:
+            os.close(spare.pipe)
+            spare.pipe = None
+        spare.job_id = job.job_id
+        spare.attempts = job.attempts
+        spare.execution_duration = job.execution_duration
+        spare.started = now
+        spare.deadline = deadline
+        log.info(
+            "job.phase", job_id=job.job_id, phase=JobPhase.EXECUTING.value, runner_pid=spare.pid
         )
-        log.info("job.phase", job_id=job.job_id, phase=JobPhase.EXECUTING.value, runner_pid=pid)
+
+    def _retire_spares(self) -> None:
+        """Idle spares end (they hold the old configuration, or we are stopping)."""
+        for child in self._idle_spares():
+            assert child.pipe is not None
+            os.close(child.pipe)
+            child.pipe = None
 
     def _child_of(self, job_id: object) -> Child | None:
+        if job_id is None:
+            return None
         return next((c for c in self.children.values() if c.job_id == job_id), None)
 
     def _stop_job(self, job_id: object, reason: str) -> None:
@@ -529,7 +614,7 @@ class RunnerDaemon:
         child.stop_sent = time.monotonic()
         with contextlib.suppress(ProcessLookupError):
             os.kill(child.pid, signal.SIGTERM)
-        log.info("job.stop_signalled", job_id=child.job_id, runner_pid=child.pid, reason=reason)
+        log.debug("job.stop_signalled", job_id=child.job_id, runner_pid=child.pid, reason=reason)
 
     def _kill(self, child: Child, reason: str) -> None:
         child.kill_reason = reason
@@ -539,7 +624,7 @@ class RunnerDaemon:
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
         for child in list(self.children.values()):
-            if child.kill_reason is not None:
+            if child.kill_reason is not None or not child.busy:
                 continue
             if child.deadline is not None and now >= child.deadline + DEADLINE_GRACE:
                 self._kill(
@@ -567,14 +652,28 @@ class RunnerDaemon:
             child = self.children.pop(pid, None)
             if child is None:
                 continue
+            if child.pipe is not None:
+                os.close(child.pipe)
             self.wake = True
             code, signum = exit_cause(status)
-            if code == EXIT_DONE:
-                continue
-            self._child_died(child, code, signum)
+            if not child.busy:
+                self._spare_ended(child, code, signum)
+            elif code != EXIT_DONE:
+                self._child_died(child, code, signum)
+            else:
+                self.timers.spare_backoff = BACKOFF_FIRST
+
+    def _spare_ended(self, child: Child, code: int | None, signum: int | None) -> None:
+        """A spare that never got a job ended: back off if it could not connect."""
+        if code == EXIT_SPARE_NO_DATABASE:
+            self.timers.spare = time.monotonic() + self.timers.spare_backoff
+            self.timers.spare_backoff = min(BACKOFF_MAX, self.timers.spare_backoff * 2)
+        elif code != EXIT_DONE and not self.stopping:
+            log.warning("daemon.spare_died", runner_pid=child.pid, exit_status=code, signal=signum)
 
     def _child_died(self, child: Child, code: int | None, signum: int | None) -> None:
         """A child ended without ending its job: end it for it."""
+        assert child.job_id is not None
         if code == EXIT_DATABASE_LOST and child.attempts < MAX_ATTEMPTS:
             end = PendingEnd(
                 child.job_id, JobPhase.QUEUED, "database connection lost", requeue=True
@@ -643,6 +742,7 @@ class RunnerDaemon:
                 new = self.reload_config()
                 tapd_log.configure(new.level, new.format)
                 self.config = new
+                self._retire_spares()  # new spares get the new configuration
             log.info(
                 "daemon.reloaded",
                 max_jobs=self.config.max_jobs,
@@ -661,11 +761,12 @@ class RunnerDaemon:
             return
         self.stopping = True
         self.stop_deadline = time.monotonic() + self.config.shutdown_grace
+        self._retire_spares()
         self.notifier.stopping(self._status_text())
         log.info(
             "daemon.stopping",
             signal=signal.Signals(signum).name,
-            running=len(self.children),
+            running=self._running(),
             grace_s=self.config.shutdown_grace,
             policy=self.config.shutdown_policy,
         )
@@ -677,10 +778,10 @@ class RunnerDaemon:
         if self.stop_deadline is None or time.monotonic() < self.stop_deadline:
             return
         self.stop_deadline = None
-        running = [c for c in self.children.values() if c.stop_sent is None]
+        running = [c for c in self.children.values() if c.busy and c.stop_sent is None]
         if not running:
             return
-        ids = [c.job_id for c in running]
+        ids = [c.job_id for c in running if c.job_id is not None]
         if self.store is not None:
             if self.config.shutdown_policy == "requeue":
                 self._guarded(lambda: self._requeue_on_shutdown(ids))

@@ -39,12 +39,13 @@ class SystemdNotifier:
         return self._socket is not None
 
     def notify(self, *lines: str) -> None:
-        """Send one datagram of ``KEY=value`` lines (errors are ignored: systemd
-        may be gone while we stop)."""
+        """Send one datagram of ``KEY=value`` lines. Never blocks: a message the
+        receiver has no room for is dropped (the daemon must not stall on its
+        status line), and errors are ignored (systemd may be gone while we stop)."""
         if self._socket is None or self._address is None:
             return
         with contextlib.suppress(OSError):
-            self._socket.sendto("\n".join(lines).encode(), self._address)
+            self._socket.sendto("\n".join(lines).encode(), socket.MSG_DONTWAIT, self._address)
 
     def ready(self, status: str) -> None:
         self.notify("READY=1", f"STATUS={status}")

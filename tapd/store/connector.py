@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -140,7 +141,16 @@ class JobStore:
     # -- plumbing -----------------------------------------------------------
 
     def _rows(self, name: str, **params: Any) -> list[dict[str, Any]]:
-        with self.conn.transaction(), self.conn.cursor(row_factory=dict_row) as cur:
+        # Every named query is one statement: on an idle autocommit connection
+        # it is its own transaction (one round trip instead of three).
+        conn = self.conn
+        if conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
+            return self._execute(name, params)
+        with conn.transaction():
+            return self._execute(name, params)
+
+    def _execute(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        with self.conn.cursor(row_factory=dict_row) as cur:
             try:
                 cur.execute(self._queries[name], params)
             except psycopg.errors.CheckViolation as exc:
@@ -296,12 +306,24 @@ class JobStore:
         return jobs
 
     def start_job(
-        self, job_id: str, instance: str, pid: int, backend_pid: int | None
+        self,
+        job_id: str,
+        instance: str,
+        pid: int,
+        backend_pid: int | None,
+        *,
+        application_name: str | None = None,
     ) -> Job | None:
-        """Record the child's pid and backend pid on its claimed job; None if the
-        job is no longer this daemon's to run."""
+        """Record the child's pid and backend pid on its claimed job and name this
+        session ``application_name`` (default: ``job_application_name(job_id)``);
+        None if the job is no longer this daemon's to run."""
         return self._job_or_none(
-            "start_job", job_id=job_id, instance=instance, pid=pid, backend_pid=backend_pid
+            "start_job",
+            job_id=job_id,
+            instance=instance,
+            pid=pid,
+            backend_pid=backend_pid,
+            application_name=application_name or job_application_name(job_id),
         )
 
     def finish_job(

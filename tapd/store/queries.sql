@@ -95,10 +95,17 @@ RETURNING j.*
 -- name: start_job
 -- The child records itself on its claimed job and reads it back; no row means
 -- the job is no longer this daemon's to run (aborted, reconciled, deleted).
-UPDATE {schema}.jobs
+-- In the same round trip it names its session after the job, which is how
+-- the job's backends are found and terminated (terminate_job_backends).
+WITH session AS MATERIALIZED (
+    SELECT set_config('application_name', %(application_name)s, false) AS name
+)
+UPDATE {schema}.jobs AS j
 SET runner_pid = %(pid)s, runner_backend_pid = %(backend_pid)s
-WHERE job_id = %(job_id)s AND phase = 'EXECUTING' AND runner_instance = %(instance)s
-RETURNING *
+FROM session
+WHERE j.job_id = %(job_id)s AND j.phase = 'EXECUTING' AND j.runner_instance = %(instance)s
+  AND session.name IS NOT NULL
+RETURNING j.*
 
 -- name: finish_job
 -- End a job this daemon runs (or an orphan: instance NULL or dead): COMPLETED
