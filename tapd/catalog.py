@@ -210,7 +210,7 @@ QUERIES = _queries()
 
 
 def _query(name: str) -> sql.SQL:
-    return sql.SQL(QUERIES[name])  # type: ignore[arg-type]
+    return sql.SQL(QUERIES[name])  # type: ignore[arg-type,unused-ignore]
 
 
 TAP_SCHEMA_METADATA: dict[str, TableMetadata] = {

@@ -17,7 +17,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tapd.adql import tree as t
 from tapd.adql.errors import AdqlError, AdqlNameError, AdqlTypeError, AdqlUnsupported
@@ -146,7 +146,10 @@ def _matches(ident: t.Ident, text: str) -> bool:
     return ident.text.lower() == text.lower()
 
 
-def _pick(ident: t.Ident, candidates: list[tuple[str, bool, object]]) -> list[object]:
+T = TypeVar("T")
+
+
+def _pick(ident: t.Ident, candidates: Sequence[tuple[str, bool, T]]) -> list[T]:
     """Candidates (text, regular, item) that ``ident`` names, narrowed as ADQL's rules say."""
     found = [c for c in candidates if _matches(ident, c[0])]
     if len(found) > 1 and not ident.delimited:
@@ -348,7 +351,7 @@ class Checker:
         if isinstance(expr, t.ColumnRef) and len(expr.parts) == 1:
             found = _pick(expr.name, [(o.name, True, o) for o in outputs])
             if len(found) == 1:
-                return quote(found[0].sql_alias)  # type: ignore[attr-defined]
+                return quote(found[0].sql_alias)
         raise AdqlError(
             f"ORDER BY after {op} can only name result columns or their positions", item.pos
         )
@@ -390,8 +393,8 @@ class Checker:
             self.group_item(expr, scope, ctes, outputs)
         if node.having is not None:
             self.condition(node.having, scope, ctes, "HAVING", allow_aggregates=True)
-        for item in node.order_by:
-            self.order_item(item, scope, ctes, outputs)
+        for order in node.order_by:
+            self.order_item(order, scope, ctes, outputs)
         self.found.outputs[node] = outputs
         return outputs
 
@@ -441,7 +444,7 @@ class Checker:
                 parts[0], [(name.text, not name.delimited, info) for name, info in ctes]
             )
             if cte_found:
-                info: CteInfo = cte_found[-1]  # type: ignore[assignment]
+                info: CteInfo = cte_found[-1]
                 label = item.alias or parts[0]
                 alias = self.alias(label.text)
                 self.found.from_sql[item] = f"{quote(info.sql_name)} AS {quote(alias)}"
@@ -474,7 +477,7 @@ class Checker:
             if len(parts) == 2 and (len(published) < 2 or not _matches(parts[0], published[-2][0])):
                 continue
             options.append((published[-1][0], not published[-1][1], table))
-        found: list[CatalogTable] = _pick(parts[-1], options)  # type: ignore[assignment]
+        found: list[CatalogTable] = _pick(parts[-1], options)
         if len(found) > 1:
             # unqualified: prefer the public schema, as PostgreSQL's search path would
             public = [tb for tb in found if tb.sql_schema == "public"]
@@ -545,7 +548,7 @@ class Checker:
 
     @staticmethod
     def _side_column(ident: t.Ident, columns: list[Visible], side: str, item: t.Join) -> Visible:
-        found: list[Visible] = _pick(ident, [(c.name, c.regular, c) for c in columns])  # type: ignore[assignment]
+        found: list[Visible] = _pick(ident, [(c.name, c.regular, c) for c in columns])
         if len(found) != 1:
             problem = "no column" if not found else "more than one column"
             raise AdqlNameError(
@@ -655,7 +658,7 @@ class Checker:
         ):
             found = _pick(expr.name, [(o.name, True, o) for o in outputs if o.expr is not None])
             if len(found) == 1:
-                output: OutputColumn = found[0]  # type: ignore[assignment]
+                output: OutputColumn = found[0]
                 self.found.group[expr] = "__output__:" + output.sql_alias
                 self.found.types[expr] = output.vtype
                 return
@@ -679,7 +682,7 @@ class Checker:
         if isinstance(expr, t.ColumnRef) and len(expr.parts) == 1:
             found = _pick(expr.name, [(o.name, True, o) for o in outputs])
             if len(found) == 1:
-                self.found.order[item] = quote(found[0].sql_alias)  # type: ignore[attr-defined]
+                self.found.order[item] = quote(found[0].sql_alias)
                 return
         vtype = self.value(expr, scope, ctes, allow_aggregates=True)
         if vtype.geometry:
@@ -722,7 +725,9 @@ class Checker:
     def _expr(
         self, node: t.Expr, scope: Scope, ctes: list[tuple[t.Ident, CteInfo]], aggregates: bool
     ) -> ValueType:
-        sub = lambda e: self.expr(e, scope, ctes, aggregates)  # noqa: E731
+        def sub(expr: t.Expr) -> ValueType:
+            return self.expr(expr, scope, ctes, aggregates)
+
         if isinstance(node, t.Number):
             return _number_type(node)
         if isinstance(node, t.String):
@@ -798,8 +803,8 @@ class Checker:
             self.query_expr(node.query, scope, ctes)
             return BOOLEAN
         if isinstance(node, t.BoolOp):
-            for operand in node.operands:
-                sub(operand)
+            for item in node.operands:
+                sub(item)
             return BOOLEAN
         if isinstance(node, t.Not):
             sub(node.operand)
@@ -815,7 +820,7 @@ class Checker:
             if len(parts) == 1:
                 found: list[Visible] = _pick(
                     parts[0], [(c.name, c.regular, c) for c in current.visible]
-                )  # type: ignore[assignment]
+                )
                 if len(found) > 1:
                     raise AdqlNameError(
                         f"column name {parts[0]} is ambiguous: "
@@ -828,7 +833,7 @@ class Checker:
             else:
                 range_ = self._find_range(parts[:-1], current, node.pos)
                 if range_ is not None:
-                    found = _pick(parts[-1], [(c.name, c.regular, c) for c in range_.columns])  # type: ignore[assignment]
+                    found = _pick(parts[-1], [(c.name, c.regular, c) for c in range_.columns])
                     if not found:
                         names = ", ".join(c.name for c in range_.columns[:30])
                         raise AdqlNameError(

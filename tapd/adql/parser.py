@@ -15,7 +15,7 @@ import dataclasses
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import lark
 from lark import Token
@@ -57,7 +57,10 @@ def _depth_of(value: Any) -> int:
     return 0
 
 
-def _make(cls: type[Any], pos: t.Pos, *args: Any, **kwargs: Any) -> Any:
+N = TypeVar("N", bound=t.Node)
+
+
+def _make(cls: type[N], pos: t.Pos, *args: Any, **kwargs: Any) -> N:
     """A node with its depth computed from its children; refuses too deep a tree."""
     depth = 1 + max(map(_depth_of, args), default=0)
     if kwargs:
@@ -639,8 +642,9 @@ def _after(token: Token | None) -> str:
 def _syntax_error(text: str, exc: UnexpectedInput) -> AdqlSyntaxError:
     if isinstance(exc, UnexpectedCharacters):
         pos = t.Pos(exc.line, exc.column)
-        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
-        if text.startswith('""', exc.pos_in_stream):
+        offset = exc.pos_in_stream or 0
+        char = text[offset] if offset < len(text) else ""
+        if text.startswith('""', offset):
             return AdqlSyntaxError("a name in double quotes cannot be empty", pos)
         if char == "_" or char.isdigit():
             return AdqlSyntaxError(
@@ -674,7 +678,7 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> AdqlSyntaxError:
         pos = t.Pos(token.line or 1, token.column or 1)
         previous = _previous_token(text, token.start_pos or 0)
     try:
-        acceptable = exc.interactive_parser.accepts()
+        acceptable = exc.interactive_parser.accepts()  # type: ignore[no-untyped-call]
     except Exception:  # the precise set is a nicety; lark's own set is a superset
         acceptable = exc.expected
     expected = _describe_expected(acceptable or exc.expected)
@@ -784,7 +788,7 @@ def parse_adql(text: str, udfs: Sequence[str] = ()) -> t.Query:
     parser = get_parser()
     _parsing.functions = function_table(udfs)
     try:
-        query: t.Query = parser.parse(text)
+        query = cast(t.Query, parser.parse(text))
     except UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
     finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
-from functools import cache
 
 
 @dataclass(frozen=True)
@@ -323,9 +322,14 @@ class Query(Node):
     body: QueryExpr
 
 
-@cache
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def _node_fields(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls) if f.name not in ("pos", "depth"))
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in fields(cls) if f.name not in ("pos", "depth"))
+    return names
 
 
 def children(node: Node) -> Iterator[Node]:

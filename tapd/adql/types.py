@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from tapd.columns import ColumnMeta
 from tapd.sqltypes import split_type, votable_type
@@ -103,7 +104,7 @@ class ValueType:
             return "a timestamp"
         return f"a value of type {self.pg}"
 
-    def with_meta(self, **changes: str | None) -> ValueType:
+    def with_meta(self, **changes: Any) -> ValueType:
         return dataclasses.replace(self, meta=dataclasses.replace(self.meta, **changes))
 
 
