@@ -169,7 +169,6 @@ class RunnerDaemon:
         self._signals: list[int] = []
         self._selector = selectors.DefaultSelector()
         self._wakeup_r, self._wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._ready_sent = False
         self._db_fd: int | None = None
 
     # -- life cycle ----------------------------------------------------------
@@ -177,6 +176,7 @@ class RunnerDaemon:
     def run(self) -> int:
         """Run until stopped; returns the exit status."""
         check_jobs_dir(self.config.jobs_path)
+        self._connect()  # a broken configuration or database fails here, in one line
         self._install_signals()
         self._selector.register(self._wakeup_r, selectors.EVENT_READ, "signals")
         self._warm_up()
@@ -187,7 +187,7 @@ class RunnerDaemon:
             max_jobs=self.config.max_jobs,
             pid=os.getpid(),
         )
-        self._connect()  # a broken configuration or database fails here, in one line
+        self.notifier.ready(self._status_text())
         while not (self.stopping and not self.children):
             self._turn()
         self._finish()
@@ -287,10 +287,6 @@ class RunnerDaemon:
         self.wake = True
         self.timers.poll = self.timers.heartbeat = 0.0
         self._heartbeat()
-        if not self._ready_sent:
-            self._ready_sent = True
-            self.notifier.ready(self._status_text())
-            log.info("daemon.ready", instance=self.instance)
 
     def _try_reconnect(self) -> None:
         try:

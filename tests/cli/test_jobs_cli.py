@@ -1,0 +1,193 @@
+"""``tapd initdb | submit | jobs | show | abort | result | query`` as a user runs them."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tapd.cli import main
+from tapd.store import JobPhase
+from tests.sites import DaemonProcess, Site
+
+
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def tapd(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """``tapd ARGS`` run in this process (the CLI's whole path, minus interpreter start)."""
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+
+    def run(*args: str, config: Path | None = None) -> Done:
+        options = ["--config", str(config)] if config else []
+        capsys.readouterr()
+        status = main([*options, "--log-level", "warning", *args])
+        out, err = capsys.readouterr()
+        return Done(status, out, err)
+
+    return run
+
+
+@pytest.fixture
+def site_tapd(site: Site, tapd):
+    return lambda *args: tapd(*args, config=site.config_path)
+
+
+def one_line_error(done: Done | subprocess.CompletedProcess[str]) -> str:
+    """The single ``tapd: ...`` line a failed command printed (and nothing else)."""
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("tapd: ")
+    return lines[0]
+
+
+def test_initdb_creates_then_reports_up_to_date(dsn: str, tmp_path: Path, tapd) -> None:
+    config = tmp_path / "tapd.toml"
+    config.write_text(f'[database]\ndsn = "{dsn}"\n[runner]\njobs_dir = "{tmp_path}/jobs"\n')
+    first = tapd("initdb", config=config)
+    assert first.returncode == 0, first.stderr
+    assert "created tapd schema 'tapd' (version 1)" in first.stdout
+    assert f"created job directory {tmp_path}/jobs" in first.stdout
+    second = tapd("initdb", config=config)
+    assert second.returncode == 0, second.stderr
+    assert "tapd schema 'tapd' is up to date (version 1)" in second.stdout
+
+
+def test_submit_list_show_abort(site: Site, site_tapd) -> None:
+    submitted = site_tapd(
+        "submit",
+        "SELECT x FROM public.numbers",
+        "--format",
+        "csv",
+        "--maxrec",
+        "5",
+        "--run-id",
+        "mine",
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip()
+    assert site.job(job_id).phase == JobPhase.PENDING
+
+    listed = site_tapd("jobs", "--phase", "pending")
+    assert listed.returncode == 0
+    assert listed.stdout.split()[:2] == [job_id, "PENDING"]
+
+    shown = site_tapd("show", job_id)
+    assert shown.returncode == 0
+    assert f"jobId: {job_id}" in shown.stdout
+    assert "  QUERY: SELECT x FROM public.numbers" in shown.stdout
+    assert "  RESPONSEFORMAT: csv" in shown.stdout
+    assert "runId: mine" in shown.stdout
+
+    aborted = site_tapd("abort", job_id)
+    assert aborted.stdout.strip() == f"{job_id} ABORTED"
+    assert "ABORTED" in one_line_error(site_tapd("result", job_id))
+
+
+def test_submitted_job_runs_and_result_is_written(site: Site, tmp_path: Path) -> None:
+    # Real processes end to end: ``tapd submit``, the daemon, ``tapd result``.
+    daemon = DaemonProcess(site).start()
+    try:
+        submitted = site.tapd("submit", "--run", "SELECT x FROM public.numbers", "-f", "csv")
+        job_id = submitted.stdout.strip()
+        site.wait_phase(job_id)
+        out = tmp_path / "out.csv"
+        fetched = site.tapd("result", job_id, "-o", str(out))
+        assert fetched.returncode == 0, fetched.stderr
+        assert out.read_text().splitlines()[:3] == ["x", "1", "2"]
+        to_stdout = site.tapd("result", job_id)
+        assert to_stdout.stdout.splitlines()[-1] == "100"
+    finally:
+        daemon.stop()
+
+
+def test_result_of_a_failed_job_says_why(site: Site, site_tapd) -> None:
+    daemon = DaemonProcess(site).start()
+    try:
+        job_id = site_tapd("submit", "--run", "SELECT nothing FROM nowhere").stdout.strip()
+        site.wait_phase(job_id)
+    finally:
+        daemon.stop()
+    line = one_line_error(site_tapd("result", job_id))
+    assert line.startswith(f"tapd: job {job_id} is ERROR: ")
+
+
+def test_query_runs_synchronously_through_the_runner(site: Site, tmp_path: Path, site_tapd) -> None:
+    done = site.tapd("query", "SELECT x FROM public.numbers WHERE x <= 3", "--format", "csv")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["x", "1", "2", "3"]
+    out = tmp_path / "r.vot"
+    truncated = site_tapd("query", "SELECT x FROM public.numbers", "--maxrec", "5", "-o", str(out))
+    assert truncated.returncode == 0, truncated.stderr
+    assert 'value="OVERFLOW"' in out.read_text()
+    assert "truncated at 5 rows" in truncated.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("show", "nosuchjob"), "tapd: no job with id 'nosuchjob'"),
+        (("abort", "nosuchjob"), "tapd: no job with id 'nosuchjob'"),
+        (("result", "../../etc"), "tapd: no job with id '../../etc'"),
+        (("query", "SELECT FROM WHERE"), "tapd: "),
+        (("query", "SELECT x FROM public.numbers", "--format", "bogus"), "tapd: "),
+    ],
+)
+def test_bad_requests_get_one_clear_line(site_tapd, args: tuple[str, ...], message: str) -> None:
+    assert one_line_error(site_tapd(*args)).startswith(message)
+
+
+def test_malformed_configuration_names_the_bad_key(tmp_path: Path, tapd) -> None:
+    config = tmp_path / "tapd.toml"
+    config.write_text('[runner]\nmax_jobs = "four"\n')
+    line = one_line_error(tapd("jobs", config=config))
+    assert "runner.max_jobs must be int" in line
+    config.write_text("[runner\n")
+    assert "not valid TOML" in one_line_error(tapd("run", config=config))
+    config.write_text("[runner]\nmax_jobz = 4\n")
+    assert "unknown setting 'max_jobz'" in one_line_error(tapd("run", config=config))
+
+
+@pytest.mark.parametrize("command", ["initdb", "run", "jobs", "submit", "query"])
+def test_unreachable_database_is_one_line_and_a_non_zero_exit(
+    tmp_path: Path, command: str, tapd
+) -> None:
+    config = tmp_path / "tapd.toml"
+    config.write_text(
+        f'[database]\ndsn = "host={tmp_path} port=1 dbname=x"\n[runner]\njobs_dir = "{tmp_path}"\n'
+    )
+    args = [command] + (["SELECT 1"] if command in ("submit", "query") else [])
+    done = tapd(*args, config=config)
+    assert "cannot connect to PostgreSQL" in one_line_error(done)
+    assert done.returncode == 3
+
+
+def test_daemon_without_schema_says_to_run_initdb(dsn: str, tmp_path: Path, tapd) -> None:
+    config = tmp_path / "tapd.toml"
+    config.write_text(f'[database]\ndsn = "{dsn}"\n[runner]\njobs_dir = "{tmp_path}"\n')
+    assert "run `tapd initdb` first" in one_line_error(tapd("run", config=config))
+
+
+@pytest.mark.parametrize("jobs_dir", ["missing/deeper", "a-file"])
+def test_daemon_with_unusable_job_directory_is_one_line(
+    site: Site, tmp_path: Path, jobs_dir: str, site_tapd
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    site.write_config(runner={"jobs_dir": str(tmp_path / jobs_dir)})
+    line = one_line_error(site_tapd("run"))
+    assert f"job directory {tmp_path / jobs_dir} is not writable" in line
+
+
+def test_bad_input_from_a_real_process_is_one_line_without_traceback(site: Site) -> None:
+    done = site.tapd("show", "nosuchjob")  # the installed entry point, not main()
+    assert one_line_error(done) == "tapd: no job with id 'nosuchjob'"
+    assert done.returncode == 4
