@@ -79,7 +79,7 @@ class TableWriter:
 
     def write_rows(self, out: BinaryIO, batch: Batch) -> None:
         """Write one batch of rows as PostgreSQL produced them."""
-        out.write(batch.data)
+        out.write(batch.values())
 
     def end(self, out: BinaryIO, *, overflow: bool) -> None:
         """Write everything after the last row."""

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from tapd.formats.cells import Cell, Kind
-from tapd.formats.copyout import Batch
+from tapd.formats.copyout import Batch, gather
 from tapd.formats.query import sql_bytes
 from tapd.formats.textual import ascii_only
 
@@ -201,15 +201,12 @@ def decode(batch: Batch, fields: Sequence[Field]) -> DecodedBatch:
     fixed = flag_bytes + dtype.itemsize
     data = np.frombuffer(batch.data, dtype=np.uint8)
     starts = batch.starts
-    index = starts[:, None] + np.arange(fixed, dtype=np.int64)
-    block = data[index]
+    block = data[starts[:, None] + np.arange(fixed, dtype=np.int64)]
     flags = block[:, :flag_bytes]
     columns = np.arange(len(fields))
     nulls = ((flags[:, columns // 8] >> (7 - columns % 8)) & 1).astype(bool)
     records = np.ascontiguousarray(block[:, flag_bytes:]).view(dtype).reshape(len(starts))
-    keep = np.ones(len(data), dtype=bool)
-    keep[index.ravel()] = False
-    heap = data[keep]
+    heap = gather(data, starts + fixed, batch.row_ends())
     variable = [i for i, field in enumerate(fields) if field.variable]
     heap_sizes = np.zeros((len(starts), len(variable)), dtype=np.int64)
     for j, i in enumerate(variable):
@@ -220,16 +217,13 @@ def decode(batch: Batch, fields: Sequence[Field]) -> DecodedBatch:
 def heap_columns(decoded: DecodedBatch, fields: Sequence[Field]) -> dict[int, tuple[Any, Any]]:
     """Per variable field: (its heap bytes of all rows, contiguous; element offsets per row)."""
     sizes = decoded.heap_sizes
-    row_total = sizes.sum(axis=1)
-    row_start = np.concatenate(([0], np.cumsum(row_total)[:-1])).astype(np.int64)
+    row_start = np.cumsum(sizes.sum(axis=1)) - sizes.sum(axis=1)
     within = np.cumsum(sizes, axis=1) - sizes
     result = {}
     variable = [i for i, field in enumerate(fields) if field.variable]
     for j, i in enumerate(variable):
-        lengths = sizes[:, j]
         begin = row_start + within[:, j]
-        total = int(lengths.sum())
-        out_start = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
-        index = np.arange(total, dtype=np.int64) + np.repeat(begin - out_start[:-1], lengths)
-        result[i] = (decoded.heap[index], out_start // fields[i].size)
+        values = gather(decoded.heap, begin, begin + sizes[:, j])
+        offsets = np.concatenate(([0], np.cumsum(sizes[:, j]))).astype(np.int64)
+        result[i] = (values, offsets // fields[i].size)
     return result

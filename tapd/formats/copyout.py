@@ -48,24 +48,50 @@ _FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
 
 @dataclass(frozen=True)
 class Batch:
-    """Consecutive rows: their bytes, and where each row starts in them."""
+    """Consecutive rows: a buffer and where each row's bytes start and end in it.
+
+    Text rows are contiguous (``ends`` is None); binary rows keep the COPY
+    framing between them until ``values()`` joins them.
+    """
 
     data: bytes
     starts: np.ndarray[Any, np.dtype[np.int64]]
+    ends: np.ndarray[Any, np.dtype[np.int64]] | None = None
 
     @property
     def rows(self) -> int:
         return len(self.starts)
 
+    def row_ends(self) -> np.ndarray[Any, np.dtype[np.int64]]:
+        if self.ends is not None:
+            return self.ends
+        return np.append(self.starts[1:], len(self.data)).astype(np.int64)
+
     def head(self, rows: int) -> Batch:
         """The first ``rows`` rows."""
         if rows >= self.rows:
             return self
-        end = int(self.starts[rows])
-        return Batch(self.data[:end], self.starts[:rows])
+        if self.ends is None:
+            return Batch(self.data[: int(self.starts[rows])], self.starts[:rows])
+        return Batch(self.data, self.starts[:rows], self.ends[:rows])
 
-    def row_ends(self) -> np.ndarray[Any, np.dtype[np.int64]]:
-        return np.append(self.starts[1:], len(self.data)).astype(np.int64)
+    def values(self) -> bytes:
+        """Every row's bytes, one after the other."""
+        if self.ends is None:
+            return self.data
+        return gather(np.frombuffer(self.data, dtype=np.uint8), self.starts, self.ends).tobytes()
+
+
+def gather(
+    data: np.ndarray[Any, Any], starts: np.ndarray[Any, Any], ends: np.ndarray[Any, Any]
+) -> np.ndarray[Any, Any]:
+    """The byte ranges ``[starts[i], ends[i])`` of ``data``, concatenated."""
+    lengths = ends - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return data[:0]
+    before = np.cumsum(lengths) - lengths
+    return data[np.arange(total, dtype=np.int64) + np.repeat(starts - before, lengths)]
 
 
 def _getline_function() -> Any:
@@ -83,19 +109,14 @@ def _getline_function() -> Any:
     return function
 
 
-def _strip_binary_framing(buffer: memoryview, starts: list[int], first: bool) -> Batch:
-    """Values of one-column binary COPY rows, without the per-row prefixes."""
-    begin = np.asarray(starts, dtype=np.int64) + BINARY_ROW_PREFIX
+def _binary_rows(buffer: bytes, starts: list[int], end: int, first: bool) -> Batch:
+    """One-column binary COPY rows as value ranges (field count and length skipped)."""
+    begin = np.asarray(starts, dtype=np.int64)
+    ends = np.append(begin[1:], end).astype(np.int64)
+    begin += BINARY_ROW_PREFIX
     if first:
         begin[0] += BINARY_HEADER_SIZE
-    end = np.append(begin[1:] - BINARY_ROW_PREFIX, len(buffer)).astype(np.int64)
-    lengths = end - begin
-    new_starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
-    if len(begin) == 0:
-        return Batch(b"", new_starts[:0])
-    source = np.frombuffer(buffer, dtype=np.uint8)
-    index = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(begin - new_starts, lengths)
-    return Batch(source[index].tobytes(), new_starts)
+    return Batch(buffer, begin, ends)
 
 
 class CopyOut:
@@ -199,7 +220,7 @@ class CopyOut:
 
     def _batch(self, buffer: bytearray, end: int, starts: list[int], first: bool) -> Batch:
         if self._mode == "binary":
-            return _strip_binary_framing(memoryview(buffer)[:end], starts, first)
+            return _binary_rows(bytes(buffer[:end]), starts, end, first)
         return Batch(bytes(buffer[:end]), np.asarray(starts, dtype=np.int64))
 
     def _read(self, getline: Any) -> Iterator[Batch]:
@@ -280,7 +301,7 @@ class CopyOut:
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
         data = b"".join(rows)
         if self._mode == "binary":
-            return _strip_binary_framing(memoryview(data), starts.tolist(), first)
+            return _binary_rows(data, starts.tolist(), len(data), first)
         return Batch(data, starts)
 
     def _abandon(self) -> None:

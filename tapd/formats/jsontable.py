@@ -79,7 +79,7 @@ class JsonWriter(TableWriter):
 
     def write_rows(self, out: BinaryIO, batch: Batch) -> None:
         # rows arrive as "row\n" lines; JSON text never holds a raw newline
-        out.write(self._separator + batch.data[:-1].replace(b"\n", b",\n"))
+        out.write(self._separator + batch.values()[:-1].replace(b"\n", b",\n"))
         self._separator = b",\n"
 
     def _close(self, out: BinaryIO, status: dict[str, str]) -> None:

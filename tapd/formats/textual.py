@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from tapd.formats.cells import Cell, Kind
 
-#: Characters XML 1.0 forbids (all C0 controls but TAB, LF, CR); replaced by '?'.
-_XML_FORBIDDEN = "".join(chr(c) for c in range(1, 32) if c not in (9, 10, 13))
+#: What makes text need XML escaping: & < > and the C0 controls (XML forbids all but
+#: TAB, LF and CR; LF and CR become references so a row stays on one line).
+_NEEDS_ESCAPING = "E'[&<>\\x01-\\x1f]'"
+_XML_FORBIDDEN = "E'[\\x01-\\x08\\x0b\\x0c\\x0e-\\x1f]'"
 
 
 def ascii_only(x: str) -> str:
@@ -22,15 +24,20 @@ def ascii_only(x: str) -> str:
     )
 
 
-def xml_escaped(x: str) -> str:
-    """Text safe as XML character data on one line.
+def xml_escaped(x: str, *, ascii_text: bool = False) -> str:
+    """Text safe as XML character data on one line (and ASCII if ``ascii_text``).
 
     & < > escaped; CR and LF as character references (so they survive XML
-    parsing and a row stays one line); other C0 controls, which XML forbids, '?'.
+    parsing and a row stays one line); other C0 controls, which XML forbids,
+    '?'. One test per value; the rewriting only for values that need it.
     """
-    cleaned = f"translate({x}, '{_XML_FORBIDDEN}', '{'?' * len(_XML_FORBIDDEN)}')"
+    cleaned = f"regexp_replace({ascii_only(x) if ascii_text else x}, {_XML_FORBIDDEN}, '?', 'g')"
     escaped = f"replace(replace(replace({cleaned}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
-    return f"replace(replace({escaped}, chr(13), '&#13;'), chr(10), '&#10;')"
+    rewritten = f"replace(replace({escaped}, chr(13), '&#13;'), chr(10), '&#10;')"
+    needs = f"{x} ~ {_NEEDS_ESCAPING}"
+    if ascii_text:
+        needs += f" OR octet_length({x}) <> char_length({x})"
+    return f"CASE WHEN {needs} THEN {rewritten} ELSE {x} END"
 
 
 def byte_array(x: str) -> str:
@@ -47,10 +54,19 @@ def bytes_as_numbers(x: str) -> str:
 
 
 def infinities_as(x: str, positive: str, negative: str) -> str:
-    """PostgreSQL's ``Infinity``/``-Infinity`` spelled as a format wants."""
+    """A float printed with PostgreSQL's ``Infinity``/``-Infinity`` spelled as a format wants."""
     if positive == "Infinity" and negative == "-Infinity":
         return x
-    return f"replace(replace({x}, '-Infinity', '{negative}'), 'Infinity', '{positive}')"
+    return (
+        f"CASE WHEN {x} = 'Infinity' THEN '{positive}' WHEN {x} = '-Infinity' THEN '{negative}'"
+        f" ELSE {x}::text END"
+    )
+
+
+def _array_infinities(text: str, positive: str, negative: str) -> str:
+    if positive == "Infinity" and negative == "-Infinity":
+        return text
+    return f"replace(replace({text}, '-Infinity', '{negative}'), 'Infinity', '{positive}')"
 
 
 def cell_text(
@@ -68,9 +84,9 @@ def cell_text(
     if cell.kind is Kind.BOOLEAN:
         return f"CASE WHEN {x} THEN '{true}' WHEN NOT {x} THEN '{false}' END"
     if cell.kind is Kind.INTEGER:
-        return f"{x}::text"
+        return x  # printed by COPY or concat() as PostgreSQL prints it
     if cell.kind is Kind.FLOAT:
-        return infinities_as(f"{x}::text", positive_infinity, negative_infinity)
+        return infinities_as(x, positive_infinity, negative_infinity)
     if cell.kind is Kind.BYTES:
         return bytes_as_numbers(x)
     if cell.kind is Kind.ARRAY:
@@ -78,11 +94,9 @@ def cell_text(
             return f"translate(array_to_string({x}, ' '), 'tf', '{true[0]}{false[0]}')"
         text = f"array_to_string({x}, ' ', 'NaN')"
         if cell.element_type in ("real", "double precision"):
-            text = infinities_as(text, positive_infinity, negative_infinity)
+            text = _array_infinities(text, positive_infinity, negative_infinity)
         return text
-    text = x
-    if ascii_text and cell.datatype != "unicodeChar":
-        text = ascii_only(text)
+    ascii_text = ascii_text and cell.datatype != "unicodeChar"
     if xml:
-        text = xml_escaped(text)
-    return text
+        return xml_escaped(x, ascii_text=ascii_text)
+    return ascii_only(x) if ascii_text else x

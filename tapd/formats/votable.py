@@ -183,9 +183,10 @@ class VOTableWriter(TableWriter):
         self._data_open = True
 
     def write_rows(self, out: BinaryIO, batch: Batch) -> None:
-        out.write(
-            batch.data if self.serialization == "TABLEDATA" else self._base64.encode(batch.data)
-        )
+        if self.serialization == "TABLEDATA":
+            out.write(batch.values())
+        else:
+            out.write(self._base64.encode(batch.values()))
 
     def _close_table(self, out: BinaryIO) -> None:
         if self.serialization == "TABLEDATA":
