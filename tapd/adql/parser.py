@@ -29,6 +29,8 @@ from tapd.adql.types import CAST_TARGETS
 
 #: Longest query text accepted, in characters.
 MAX_QUERY_LENGTH = 100_000
+#: Longest numeric literal accepted, in characters.
+MAX_NUMBER_LENGTH = 100
 #: Deepest nesting of expressions and subqueries accepted.
 MAX_DEPTH = 100
 #: Most operands in one chain of arithmetic, bitwise or || operators (PostgreSQL
@@ -93,10 +95,12 @@ def _condition(expr: t.Expr, where: str) -> t.Expr:
     raise AdqlSyntaxError(f"{where} needs a condition, but this is a value; {hint}", expr.pos)
 
 
-def _whole_number(token: Token, after: str) -> int:
+def _whole_number(token: Token, after: str, largest: int = 2**63 - 1) -> int:
     text = str(token)
     if not text.isdigit():
         raise AdqlSyntaxError(f"{after} needs a whole number, found {text}", _pos(token))
+    if len(text.lstrip("0")) > len(str(largest)) or int(text) > largest:
+        raise AdqlSyntaxError(f"{after} takes at most {largest}", _pos(token))
     return int(text)
 
 
@@ -142,11 +146,17 @@ class _TreeBuilder:
 
     def number(self, c: list[Token]) -> t.Number:
         text = str(c[0])
-        is_integer = text.isdigit()
-        return _make(t.Number, _pos(c[0]), text, is_integer)
+        if len(text) > MAX_NUMBER_LENGTH:
+            raise AdqlSyntaxError(
+                f"a number may have at most {MAX_NUMBER_LENGTH} characters", _pos(c[0])
+            )
+        return _make(t.Number, _pos(c[0]), text, text.isdigit())
 
     def hexnum(self, c: list[Token]) -> t.Number:
-        return _make(t.Number, _pos(c[0]), str(int(str(c[0]), 16)), True)
+        digits = str(c[0])[2:].lstrip("0")
+        if len(digits) > 16:
+            raise AdqlSyntaxError("a hexadecimal number may have at most 64 bits", _pos(c[0]))
+        return _make(t.Number, _pos(c[0]), str(int(digits or "0", 16)), True)
 
     def string(self, c: list[Token]) -> t.String:
         value = "".join(str(tok)[1:-1].replace("''", "'") for tok in c)
@@ -202,7 +212,7 @@ class _TreeBuilder:
         if lengths:
             if name not in ("CHAR", "VARCHAR"):
                 raise AdqlSyntaxError(f"{name} takes no length", _pos(lengths[0]))
-            length = _whole_number(lengths[0], name)
+            length = _whole_number(lengths[0], name, largest=10_485_760)  # PostgreSQL's limit
             if length < 1:
                 raise AdqlSyntaxError(f"{name} needs a length of at least 1", _pos(lengths[0]))
         return _make(t.TypeName, pos, name, length)

@@ -23,11 +23,13 @@ because ADQL patterns have no escape character. Execute ``sql`` with
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tapd.adql import tree as t
 from tapd.adql.checker import Findings, OutputColumn, Region, quote
+from tapd.adql.errors import AdqlTypeError
 from tapd.adql.types import ValueType
 
 
@@ -123,6 +125,8 @@ def _point(ra: Sql, dec: Sql) -> Sql:
 
 
 def _literal(value: float) -> str:
+    if not math.isfinite(value):  # repr would give inf/nan, which SQL reads as names
+        raise ValueError(f"not a finite number: {value!r}")
     text = repr(float(value))
     return f"({text})" if text.startswith("-") else text
 
@@ -373,8 +377,6 @@ class Translator:
                 f"CAST(NULL AS {dict(point='spoint', circle='scircle', polygon='spoly')[kind]})"
             )
         assert isinstance(node.expr, t.String)
-        from tapd.adql.errors import AdqlTypeError
-
         try:
             values = tuple(float(v) for v in node.expr.value.split())
         except ValueError:
@@ -382,6 +384,10 @@ class Translator:
                 f"{node.expr.value!r} is not a DALI {kind} (numbers separated by spaces)",
                 node.expr.pos,
             ) from None
+        if not all(math.isfinite(v) for v in values):
+            raise AdqlTypeError(
+                f"{node.expr.value!r} holds a value that is not a finite number", node.expr.pos
+            )
         expected = {"point": 2, "circle": 3}.get(kind)
         if (expected and len(values) != expected) or (
             kind == "polygon" and (len(values) < 6 or len(values) % 2)

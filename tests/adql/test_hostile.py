@@ -55,6 +55,13 @@ def run_as_query_role(conn: psycopg.Connection, catalog: Catalog, adql: str) -> 
         ("SELECT id FROM stars FOR UPDATE", "FOR is a reserved word"),
         ("SELECT id FROM stars INTO evil", "INTO is a reserved word"),
         ("SELECT 'a\x00b' FROM stars", "NUL"),
+        ("SELECT TOP " + "9" * 5000 + " id FROM stars", "TOP takes at most 9223372036854775807"),
+        ("SELECT id FROM stars OFFSET 99999999999999999999", "OFFSET takes at most"),
+        ("SELECT " + "9" * 5000 + " FROM stars", "at most 100 characters"),
+        ("SELECT 0x" + "f" * 5000 + " FROM stars", "at most 64 bits"),
+        ("SELECT CAST(name AS CHAR(99999999999)) FROM stars", "CHAR takes at most 10485760"),
+        ("SELECT CAST('1e999 2' AS POINT) FROM stars", "not a finite number"),
+        ("SELECT REGION('Circle 1 2 nan') FROM stars", "not a finite number"),
     ],
 )
 def test_hostile_query_is_refused(catalog: Catalog, adql: str, message: str) -> None:

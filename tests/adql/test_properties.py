@@ -166,7 +166,7 @@ def test_mutated_queries_give_a_clean_error_or_valid_sql(
     text = data.draw(st.sampled_from(SEEDS))
     for _ in range(data.draw(st.integers(1, 4))):
         position = data.draw(st.integers(0, len(text)))
-        action = data.draw(st.sampled_from(["delete", "insert", "replace", "token"]))
+        action = data.draw(st.sampled_from(["delete", "insert", "replace", "token", "long"]))
         if action == "delete":
             text = text[:position] + text[position + data.draw(st.integers(1, 8)) :]
         elif action == "insert":
@@ -176,6 +176,13 @@ def test_mutated_queries_give_a_clean_error_or_valid_sql(
                 text[:position]
                 + data.draw(st.sampled_from("()'\",.*-+=<>|;"))
                 + text[position + 1 :]
+            )
+        elif action == "long":  # long literals: numbers, hex, exponents, quotes
+            unit = data.draw(st.sampled_from(["9", "0x", "1e", "'", '"', "1.5", "-"]))
+            text = (
+                text[:position]
+                + unit * data.draw(st.sampled_from([2, 100, 5000]))
+                + text[position:]
             )
         else:
             text = (
