@@ -29,6 +29,8 @@ from tapd.adql.types import CAST_TARGETS
 
 #: Longest query text accepted, in characters.
 MAX_QUERY_LENGTH = 100_000
+#: Most items in a SELECT list (PostgreSQL's limit on result columns).
+MAX_SELECT_ITEMS = 1664
 #: Longest numeric literal accepted, in characters.
 MAX_NUMBER_LENGTH = 100
 #: Deepest nesting of expressions and subqueries accepted.
@@ -381,6 +383,11 @@ class _TreeBuilder:
         return _make(t.Star, _pos(c[0][0]), c[0])
 
     def select_list(self, c: list[Any]) -> tuple[str, tuple[Any, ...]]:
+        if len(c) > MAX_SELECT_ITEMS:
+            raise AdqlSyntaxError(
+                f"the query selects {len(c)} columns; PostgreSQL allows at most {MAX_SELECT_ITEMS}",
+                _pos(c[0]),
+            )
         return ("items", tuple(c))
 
     def from_clause(self, c: list[Any]) -> tuple[str, tuple[Any, ...]]:
