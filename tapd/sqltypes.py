@@ -50,7 +50,9 @@ SCALAR_TYPES: dict[str, VOType] = {
 #: Types whose values are pgsphere geometries (returned in degrees as DALI arrays).
 GEOMETRY_TYPES = frozenset({"spoint", "scircle", "spoly", "sbox"})
 
-_MODIFIER = re.compile(r"^(?P<base>[a-z ]+?)(?:\((?P<args>[0-9, ]+)\))?(?P<rest>[a-z ]*)(?P<array>(\[\])*)$")
+_MODIFIER = re.compile(
+    r"^(?P<base>[a-z ]+?)(?:\((?P<args>[0-9, ]+)\))?(?P<rest>[a-z ]*)(?P<array>(\[\])*)$"
+)
 
 
 def split_type(pg_type: str) -> tuple[str, int | None, int]:
@@ -60,7 +62,11 @@ def split_type(pg_type: str) -> tuple[str, int | None, int]:
     if not match:
         return text, None, 0
     base = (match["base"] + match["rest"]).strip()
-    length = int(match["args"].split(",")[0]) if match["args"] and match["base"].startswith(("char", "bit")) else None
+    length = (
+        int(match["args"].split(",")[0])
+        if match["args"] and match["base"].startswith(("char", "bit"))
+        else None
+    )
     return base, length, len(match["array"]) // 2
 
 
@@ -83,3 +89,38 @@ def votable_type(pg_type: str) -> VOType:
             return VOType("char", "*")
         return VOType(scalar.datatype, "*")
     return scalar
+
+
+#: VOTable datatype -> FITS binary table type code (FITS 4.0 §7.3, Table 18).
+FITS_TYPE_CODES: dict[str, str] = {
+    "boolean": "L",
+    "bit": "L",
+    "unsignedByte": "B",
+    "short": "I",
+    "int": "J",
+    "long": "K",
+    "float": "E",
+    "double": "D",
+    "char": "A",
+    "unicodeChar": "A",  # FITS text is ASCII: writers replace other characters
+}
+
+#: Bytes per element of each FITS type code (and of VOTable's binary encodings).
+FITS_CODE_SIZES: dict[str, int] = {"L": 1, "B": 1, "I": 2, "J": 4, "K": 8, "E": 4, "D": 8, "A": 1}
+
+
+def fits_tform(vo: VOType) -> str:
+    """The FITS TFORM of a VOTable type: ``D``, ``2D`` (point), ``PD`` (polygon), ``PA`` (text).
+
+    Variable sizes become variable-length arrays (``P``); writers that know the
+    longest value may append it (``PD(8)``) or, for text, use ``nA`` instead.
+    """
+    code = FITS_TYPE_CODES.get(vo.datatype, "A")
+    if vo.arraysize is None:
+        return code
+    if vo.arraysize.endswith("*"):
+        return f"P{code}"
+    count = 1
+    for dim in vo.arraysize.split("x"):
+        count *= int(dim)
+    return f"{count}{code}"

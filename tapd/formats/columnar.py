@@ -26,19 +26,18 @@ from tapd.formats.cells import Cell, Kind
 from tapd.formats.copyout import Batch, gather
 from tapd.formats.query import sql_bytes
 from tapd.formats.textual import ascii_only
+from tapd.sqltypes import FITS_CODE_SIZES, FITS_TYPE_CODES
 
-#: VOTable datatype -> (FITS TFORM code, element bytes, numpy big-endian dtype, send function).
-ELEMENTS: dict[str, tuple[str, int, str, str | None]] = {
-    "boolean": ("L", 1, "u1", None),
-    "bit": ("L", 1, "u1", None),
-    "unsignedByte": ("B", 1, "u1", None),
-    "short": ("I", 2, ">i2", "int2send"),
-    "int": ("J", 4, ">i4", "int4send"),
-    "long": ("K", 8, ">i8", "int8send"),
-    "float": ("E", 4, ">f4", "float4send"),
-    "double": ("D", 8, ">f8", "float8send"),
-    "char": ("A", 1, "u1", None),
-    "unicodeChar": ("A", 1, "u1", None),
+#: FITS type code -> (numpy dtype of one big-endian element, PostgreSQL send function).
+_ELEMENTS: dict[str, tuple[str, str | None]] = {
+    "L": ("u1", None),
+    "B": ("u1", None),
+    "I": (">i2", "int2send"),
+    "J": (">i4", "int4send"),
+    "K": (">i8", "int8send"),
+    "E": (">f4", "float4send"),
+    "D": (">f8", "float8send"),
+    "A": ("u1", None),
 }
 
 _NAN = {"E": bytes.fromhex("7fc00000"), "D": bytes.fromhex("7ff8000000000000")}
@@ -88,8 +87,7 @@ class Field:
             return f"CASE WHEN {x} THEN '\\x54'::bytea WHEN NOT {x} THEN '\\x46'::bytea END"
         if self.code == "B":
             return f"substring(int2send({x}) from 2 for 1)"
-        send = ELEMENTS[self.cell.datatype][3]
-        return f"{send}({x})"
+        return f"{_ELEMENTS[self.code][1]}({x})"
 
     def _text_bytes(self) -> str:
         x = self.cell.ref
@@ -145,10 +143,10 @@ def plan_fields(cells: Sequence[Cell], *, fixed_text: bool, ascii_text: bool) ->
     """
     fields = []
     for cell in cells:
-        code, size, dtype, _ = ELEMENTS.get(cell.datatype, ELEMENTS["char"])
+        code = "A" if cell.kind is Kind.TEXT else FITS_TYPE_CODES.get(cell.datatype, "D")
+        size, dtype = FITS_CODE_SIZES[code], _ELEMENTS[code][0]
         ascii = ascii_text
         if cell.kind is Kind.TEXT:
-            code, size, dtype = "A", 1, "u1"
             bound = cell.fixed or cell.limit
             repeat = bound if fixed_text and ascii and bound is not None else None
         elif cell.kind in (Kind.ARRAY, Kind.BYTES):

@@ -9,11 +9,11 @@ statement asks for MAXREC+1 rows; a (MAXREC+1)-th row means rows were dropped
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -24,13 +24,8 @@ from tapd.columns import ColumnMeta
 from tapd.formats.base import Infos, TableWriter, error_message
 from tapd.formats.cells import Cell
 from tapd.formats.copyout import CopyOut
-from tapd.formats.delimited import CsvWriter, TsvWriter
-from tapd.formats.fits import FitsWriter
-from tapd.formats.htmltable import HtmlWriter
-from tapd.formats.jsontable import JsonWriter
 from tapd.formats.query import apply_output_settings, bind_parameters, copy_statement, describe
 from tapd.formats.registry import ResultFormat
-from tapd.formats.votable import VOTableWriter
 
 
 @dataclass(frozen=True)
@@ -55,29 +50,26 @@ class ResultFile:
 #: Prefix of files still being written (the job directory layout of ``tapd.store.jobdir``).
 TEMP_PREFIX = ".tmp-"
 
-WriterFactory = Callable[[Sequence[Cell], Infos | None], TableWriter]
-
-
-def _writers() -> dict[str, WriterFactory]:
-    factories: dict[str, WriterFactory] = {
-        "votable": lambda cells, infos: VOTableWriter(cells, infos, serialization="BINARY2"),
-        "votable/b": lambda cells, infos: VOTableWriter(cells, infos, serialization="BINARY"),
-        "votable/td": lambda cells, infos: VOTableWriter(cells, infos, serialization="TABLEDATA"),
-        "csv": CsvWriter,
-        "tsv": TsvWriter,
-        "json": JsonWriter,
-        "html": HtmlWriter,
-        "fits": FitsWriter,
-    }
-    if importlib.util.find_spec("pyarrow") is not None:
-        from tapd.formats.parquet import ParquetWriter
-
-        factories["parquet"] = ParquetWriter
-    return factories
+#: Writer of each format key: module and class, imported on first use (astropy, pyarrow
+#: cost tens of MB that other formats need not pay).
+WRITERS: dict[str, tuple[str, str, dict[str, str]]] = {
+    "votable": ("tapd.formats.votable", "VOTableWriter", {"serialization": "BINARY2"}),
+    "votable/b": ("tapd.formats.votable", "VOTableWriter", {"serialization": "BINARY"}),
+    "votable/td": ("tapd.formats.votable", "VOTableWriter", {"serialization": "TABLEDATA"}),
+    "csv": ("tapd.formats.delimited", "CsvWriter", {}),
+    "tsv": ("tapd.formats.delimited", "TsvWriter", {}),
+    "json": ("tapd.formats.jsontable", "JsonWriter", {}),
+    "html": ("tapd.formats.htmltable", "HtmlWriter", {}),
+    "fits": ("tapd.formats.fits", "FitsWriter", {}),
+    "parquet": ("tapd.formats.parquet", "ParquetWriter", {}),
+}
 
 
 def make_writer(fmt: ResultFormat, cells: Sequence[Cell], infos: Infos | None) -> TableWriter:
-    return _writers()[fmt.key](cells, infos)
+    module, name, options = WRITERS[fmt.key]
+    writer_class = getattr(importlib.import_module(module), name)
+    writer: TableWriter = writer_class(cells, infos, **options)
+    return writer
 
 
 def write_result(
