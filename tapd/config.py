@@ -128,7 +128,7 @@ def _coerce(setting: Setting, value: Any, where: str) -> Any:
         )
     if setting.choices and value not in setting.choices:
         raise ConfigError(f"{where}: {key} must be one of {', '.join(setting.choices)}, got {value!r}")
-    if setting.minimum is not None and value < setting.minimum:
+    if setting.minimum is not None and isinstance(value, int | float) and value < setting.minimum:
         raise ConfigError(f"{where}: {key} must be at least {setting.minimum:g}, got {value!r}")
     return value
 
