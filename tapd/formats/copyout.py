@@ -91,7 +91,10 @@ def gather(
     if total == 0:
         return data[:0]
     before = np.cumsum(lengths) - lengths
-    return data[np.arange(total, dtype=np.int64) + np.repeat(starts - before, lengths)]
+    picked: np.ndarray[Any, Any] = data[
+        np.arange(total, dtype=np.int64) + np.repeat(starts - before, lengths)
+    ]
+    return picked
 
 
 def _getline_function() -> Any:
@@ -101,7 +104,7 @@ def _getline_function() -> Any:
     try:
         from psycopg.pq import _pq_ctypes
 
-        function = _pq_ctypes.pq["PQgetlineAsync"]  # a fresh function object: our argtypes
+        function = _pq_ctypes.pq["PQgetlineAsync"]  # type: ignore[attr-defined]  # fresh object
     except (ImportError, AttributeError):
         return None
     function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
@@ -224,7 +227,7 @@ class CopyOut:
         return Batch(bytes(buffer[:end]), np.asarray(starts, dtype=np.int64))
 
     def _read(self, getline: Any) -> Iterator[Batch]:
-        handle = ctypes.c_void_p(self._pgconn.pgconn_ptr)
+        handle = ctypes.c_void_p(self._pgconn.pgconn_ptr)  # type: ignore[attr-defined]
         capacity = self._batch_bytes + (256 << 10)
         buffer = bytearray(capacity)
         address = ctypes.addressof(ctypes.c_char.from_buffer(buffer))

@@ -151,7 +151,8 @@ class FitsWriter(TableWriter):
                 header[f"TCOMM{n}"] = _ascii(meta.description)
         header["EXTNAME"] = "RESULT"
         header["QSTATUS"] = (status, "TAP QUERY_STATUS of this result")
-        return header.tostring().encode("ascii")
+        text: str = header.tostring()
+        return text.encode("ascii")
 
     def _records(self, decoded: DecodedBatch, heap_base: int, heap: BinaryIO) -> tuple[bytes, int]:
         """The batch as output records, its arrays appended to ``heap``; returns heap bytes used."""
@@ -186,7 +187,7 @@ class FitsWriter(TableWriter):
         primary["BITPIX"] = 8
         primary["NAXIS"] = 0
         primary["EXTEND"] = True
-        out.write(primary.tostring().encode("ascii"))
+        out.write(str(primary.tostring()).encode("ascii"))
         out.write(self._header("OVERFLOW" if overflow else "OK"))
         size = 0
         heap_used = 0

@@ -59,9 +59,12 @@ def arrow_type(field: Field) -> pa.DataType:
 
 def _native(values: np.ndarray[Any, Any], field: Field) -> np.ndarray[Any, Any]:
     """Big-endian elements as native numpy values (booleans from 'T')."""
-    if field.code == "L":
-        return values == ord("T")
-    return values.astype(np.dtype(field.dtype).newbyteorder("="))
+    native: np.ndarray[Any, Any] = (
+        values == ord("T")
+        if field.code == "L"
+        else values.astype(np.dtype(field.dtype).newbyteorder("="))
+    )
+    return native
 
 
 def _binary_array(

@@ -37,7 +37,7 @@ def count_rows(fmt: str, data: bytes) -> int:
         return len(fits.open(io.BytesIO(data))[1].data)
     import pyarrow.parquet as pq
 
-    return pq.read_table(io.BytesIO(data)).num_rows
+    return int(pq.read_table(io.BytesIO(data)).num_rows)
 
 
 def status_infos(data: bytes) -> list[tuple[str, str]]:
