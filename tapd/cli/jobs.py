@@ -9,7 +9,7 @@ import datetime as dt
 import shutil
 import sys
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any, BinaryIO
 
 import psycopg
 import psycopg.sql
@@ -32,7 +32,7 @@ from tapd.store.policy import destruction_for, execution_duration_for
 
 log = get_logger()
 
-Subparsers = argparse._SubParsersAction  # type: ignore[type-arg]
+Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def register(subparsers: Subparsers) -> None:
@@ -133,7 +133,7 @@ def _checked_id(job_id: str) -> str:
 
 
 @contextlib.contextmanager
-def _output(path: str | None) -> Iterator[IO[bytes]]:
+def _output(path: str | None) -> Iterator[BinaryIO]:
     if path is None or path == "-":
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
@@ -214,7 +214,7 @@ def _hand_over(conn: Any, owner: str, query_role: str) -> None:
 def _ensure_tap_schema(conn: Any, query_role: str) -> None:
     """TAP_SCHEMA and the query role (``tapd.catalog``)."""
     try:
-        from tapd.catalog import ensure_tap_schema  # type: ignore[attr-defined]
+        from tapd.catalog import ensure_tap_schema
     except ImportError:
         return
     ensure_tap_schema(conn, query_role)

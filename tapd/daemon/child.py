@@ -47,6 +47,7 @@ from tapd.runner import (
     JobOutcome,
     QuerySession,
     interrupted_outcome,
+    rehearse,
     run_job,
 )
 from tapd.store import JobStore, job_application_name
@@ -211,6 +212,18 @@ def _wait_for_assignment(job_pipe: int, sessions: _Sessions) -> Assignment | int
                 return Assignment.decode(line)
 
 
+def _worth_rehearsing(spec: SpareSpec) -> bool:
+    """Rehearse only while no job is waiting (in a burst it would only delay it)."""
+    if spec.catalog is None:
+        return False
+    selector = selectors.DefaultSelector()
+    selector.register(spec.job_pipe, selectors.EVENT_READ)
+    try:
+        return not selector.select(0)
+    finally:
+        selector.close()
+
+
 def spare_main(spec: SpareSpec) -> int:
     """Connect, wait for a job, run it; returns the exit status."""
     _detach_from_parent(spec.parent_pid)
@@ -218,6 +231,14 @@ def spare_main(spec: SpareSpec) -> int:
         sessions = _Sessions.open(spec.config, f"tapd spare {os.getpid()}")
     except DatabaseUnavailable:
         return EXIT_SPARE_NO_DATABASE
+    if _worth_rehearsing(spec) and sessions.query_conn is not None:
+        try:
+            rehearse(QuerySession(sessions.query_conn, sessions.role), spec.config, spec.catalog)
+        except psycopg.OperationalError:
+            sessions.close()
+            return EXIT_SPARE_NO_DATABASE
+        except Exception as exc:  # only a warm-up: a job would meet the same problem
+            log.debug("daemon.rehearsal_failed", error=repr(exc))
     assignment = _wait_for_assignment(spec.job_pipe, sessions)
     if isinstance(assignment, int):
         sessions.close()

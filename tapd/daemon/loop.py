@@ -493,7 +493,7 @@ class RunnerDaemon:
                 if callable(warm_up):
                     warm_up()
         with contextlib.suppress(Exception):
-            from tapd.adql import parse_adql  # type: ignore[attr-defined]
+            from tapd.adql import parse_adql
 
             parse_adql("SELECT TOP 1 a AS b FROM s.t WHERE a > 1 ORDER BY 1")
         gc.freeze()  # keep the warm heap shared copy-on-write with the children
