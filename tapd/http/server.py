@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import Callable
 
 from tapd import __version__
@@ -44,7 +45,28 @@ def run_server(config: Config, *, on_ready: Callable[[str], None] | None = None)
             timeout_keep_alive=30,
         )
     )
-    asyncio.run(_serve(server, config, on_ready))
+    # uvicorn stops gracefully on SIGINT/SIGTERM and (0.29+) then raises the signal
+    # again under the handler it found; ours turns that into a normal return, so
+    # callers' clean-up runs (tapd demo) and tapd serve exits 0 after a stop.
+    previous = {sig: signal.signal(sig, _stop_serving) for sig in STOP_SIGNALS}
+    try:
+        asyncio.run(_serve(server, config, on_ready))
+    except StopServing:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopServing(BaseException):
+    """A stop signal arrived (raised from the signal handler after uvicorn shut down)."""
+
+
+def _stop_serving(signum: int, frame: object) -> None:
+    raise StopServing(signum)
 
 
 async def _serve(server: object, config: Config, on_ready: Callable[[str], None] | None) -> None:

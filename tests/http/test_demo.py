@@ -73,7 +73,8 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def test_demo_serves_pyvo_and_ctrl_c_removes_everything() -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_demo_serves_pyvo_and_stopping_it_removes_everything(stop: signal.Signals) -> None:
     port = free_port()
     env = {**os.environ, "TAPD_CONFIG": os.devnull}
     process = subprocess.Popen(
@@ -101,7 +102,7 @@ def test_demo_serves_pyvo_and_ctrl_c_removes_everything() -> None:
         job.run()
         job.wait()
         assert list(job.fetch_result().to_table()["n"]) == [3000]
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         rest, _ = process.communicate(timeout=90)
     finally:
         if process.poll() is None:
