@@ -99,6 +99,17 @@ def wait_phase(container: BootedContainer, job_url: str, phases: set[str], timeo
     return seen[-1]
 
 
+def edit_config(container: BootedContainer, changes: dict[str, str]) -> None:
+    """Change lines of /etc/tapd/tapd.toml, as an operator's editor would."""
+    config = Path(container.root, "etc/tapd/tapd.toml")
+    text = config.read_text()
+    for old, new in changes.items():
+        assert old in text, f"{old!r} not in /etc/tapd/tapd.toml"
+        text = text.replace(old, new)
+    config.write_text(text)
+    container.log(f"edited /etc/tapd/tapd.toml: {changes}")
+
+
 def job_id(job_url: str) -> str:
     return job_url.rstrip("/").rsplit("/", 1)[1]
 
@@ -205,12 +216,7 @@ def test_operator_prepares_database_and_configuration(container: BootedContainer
     container.psql(DEMO_DATA)
     for table in ("demo.stars", "demo.slow"):
         container.run("runuser", "-u", "tapd", "--", "tapd", "publish", table)
-    config = Path(container.root, "etc/tapd/tapd.toml")
-    text = config.read_text()
-    for old, new in CONFIG_CHANGES.items():
-        assert old in text, f"{old!r} not in the shipped tapd.toml"
-        text = text.replace(old, new)
-    config.write_text(text)
+    edit_config(container, CONFIG_CHANGES)
 
 
 def test_services_start_and_are_active(container: BootedContainer, say) -> None:
@@ -277,15 +283,23 @@ def test_fits_and_sync_results_work_in_the_sandbox(container: BootedContainer, s
     say("FITS result of an async job and a CSV /sync answer, both from the sandboxed services")
 
 
-def test_reload_keeps_running_job(container: BootedContainer, say) -> None:
+def test_reload_rereads_configuration_and_keeps_running_job(
+    container: BootedContainer, say
+) -> None:
     pid = main_pid(container)
     job = submit(container, FOUR_SECOND_QUERY)
     wait_phase(container, job, {"EXECUTING"}, timeout=30)
+    edit_config(container, {"#max_jobs = 4": "max_jobs = 3"})
     container.systemctl("reload", "tapd")
     assert wait_phase(container, job, FINAL_PHASES, timeout=60) == "COMPLETED"
     assert main_pid(container) == pid
     assert container.systemctl("is-active", "tapd", check=False).strip() == "active"
-    say(f"systemctl reload tapd during job {job_id(job)}: same daemon (PID {pid}), job COMPLETED")
+    status = container.show("tapd.service", "StatusText")["StatusText"]
+    assert "3 slots" in status, status
+    say(
+        f"systemctl reload tapd during job {job_id(job)}: same daemon (PID {pid}),"
+        f" job COMPLETED, new max_jobs in effect ({status!r})"
+    )
 
 
 def test_stop_during_long_job_ends_it_within_grace(container: BootedContainer, say) -> None:
