@@ -8,6 +8,7 @@ superuser); from then on the unprivileged role owns tapd's tables, may run
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -34,7 +35,11 @@ def service_role(pg_cluster: DevCluster) -> tuple[str, str]:
 
 
 def test_superuser_initdb_with_owner_hands_the_database_to_the_service_role(
-    pg_cluster: DevCluster, service_role: tuple[str, str], tmp_path, monkeypatch, capsys
+    pg_cluster: DevCluster,
+    service_role: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     role, dsn = service_role
     monkeypatch.setenv("TAPD_JOBS_DIR", str(tmp_path / "jobs"))
@@ -52,11 +57,14 @@ def test_superuser_initdb_with_owner_hands_the_database_to_the_service_role(
         ).fetchall()
         assert owners == [(role,)]
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(f"{role}_query")))
-        assert conn.execute("SELECT count(*) FROM tap_schema.tables").fetchone()[0] > 0
+        assert conn.execute("SELECT count(*) > 0 FROM tap_schema.tables").fetchone() == (True,)
 
 
 def test_initdb_without_superuser_names_the_command_that_installs_pgsphere(
-    service_role: tuple[str, str], tmp_path, monkeypatch, capsys
+    service_role: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     role, dsn = service_role
     monkeypatch.setenv("TAPD_JOBS_DIR", str(tmp_path / "jobs"))
@@ -66,7 +74,11 @@ def test_initdb_without_superuser_names_the_command_that_installs_pgsphere(
 
 
 def test_initdb_owner_that_does_not_exist_is_one_clear_line(
-    pg_cluster: DevCluster, service_role: tuple[str, str], tmp_path, monkeypatch, capsys
+    pg_cluster: DevCluster,
+    service_role: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     _, dsn = service_role
     monkeypatch.setenv("TAPD_JOBS_DIR", str(tmp_path / "jobs"))

@@ -50,8 +50,8 @@ def debian_mirror(apt_dir: Path = Path("/etc/apt")) -> str:
         except OSError:
             continue
         for uri in re.findall(r"(?:^URIs:\s*|^deb\s+(?:\[[^\]]*\]\s+)?)(\S+)", text, re.M):
-            if uri.rstrip("/").endswith("/debian"):
-                return uri.rstrip("/")
+            if str(uri).rstrip("/").endswith("/debian"):
+                return str(uri).rstrip("/")
     return DEFAULT_MIRROR
 
 

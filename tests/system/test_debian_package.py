@@ -14,9 +14,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from booted_container import BootedContainer
+from booted_container import BootedContainer, Log
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
@@ -55,7 +56,7 @@ CREATE VIEW demo.slow AS SELECT demo.slowly(g) AS n FROM generate_series(1, 1000
 
 def http(
     container: BootedContainer, method: str, url: str, form: dict[str, str] | None = None
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """One HTTP request from inside the container's network (loopback)."""
     args = [sys.executable, str(HERE / "http_request.py"), method, url]
     if form is not None:
@@ -65,7 +66,7 @@ def http(
     )
     if result.returncode != 0:
         raise AssertionError(f"HTTP client failed: {result.stderr}")
-    reply: dict[str, object] = json.loads(result.stdout)
+    reply: dict[str, Any] = json.loads(result.stdout)
     container.log(f"{method} {url} {form or ''} -> {reply['status']}")
     return reply
 
@@ -75,7 +76,7 @@ def submit(container: BootedContainer, query: str, **parameters: str) -> str:
     form = {"REQUEST": "doQuery", "LANG": "ADQL", "QUERY": query, "PHASE": "RUN", **parameters}
     reply = http(container, "POST", f"{TAP}/async", form)
     assert reply["status"] == 303, f"job creation answered {reply['status']}: {reply['body']}"
-    headers = {k.lower(): v for k, v in reply["headers"].items()}  # type: ignore[union-attr]
+    headers = {k.lower(): v for k, v in reply["headers"].items()}
     location = str(headers["location"])
     return location if location.startswith("http") else f"http://127.0.0.1:8080{location}"
 
@@ -119,12 +120,12 @@ def main_pid(container: BootedContainer) -> int:
 
 
 def journal_cursor(container: BootedContainer) -> str:
-    out = container.run("journalctl", "-n", "0", "--show-cursor", quiet=True).stdout
+    out = str(container.run("journalctl", "-n", "0", "--show-cursor", quiet=True).stdout)
     return out.rsplit("-- cursor:", 1)[1].strip()
 
 
 def journal_since(container: BootedContainer, cursor: str, *args: str) -> str:
-    text = container.run("journalctl", "--no-pager", "--after-cursor", cursor, *args).stdout
+    text = str(container.run("journalctl", "--no-pager", "--after-cursor", cursor, *args).stdout)
     container.log(text)
     return text
 
@@ -146,18 +147,18 @@ def tapd_fields(entry: dict[str, str]) -> set[str]:
 
 
 def is_directory(container: BootedContainer, path: str) -> bool:
-    return container.run("test", "-d", path, check=False, quiet=True).returncode == 0
+    return bool(container.run("test", "-d", path, check=False, quiet=True).returncode == 0)
 
 
 def tapd_processes(container: BootedContainer) -> str:
-    return container.run("pgrep", "-a", "-u", "tapd", check=False, quiet=True).stdout.strip()
+    return str(container.run("pgrep", "-a", "-u", "tapd", check=False, quiet=True).stdout).strip()
 
 
 # -- steps -----------------------------------------------------------------
 
 
 def test_package_builds_from_clean_checkout_and_lintian_is_clean(
-    build_output: tuple[subprocess.CompletedProcess[str], Path], tapd_deb: Path, say
+    build_output: tuple[subprocess.CompletedProcess[str], Path], tapd_deb: Path, say: Log
 ) -> None:
     _, out = build_output
     lintian = (out / "lintian.log").read_text()
@@ -167,7 +168,7 @@ def test_package_builds_from_clean_checkout_and_lintian_is_clean(
 
 
 def test_apt_installs_package_as_operator_would(
-    container: BootedContainer, tapd_deb: Path, say
+    container: BootedContainer, tapd_deb: Path, say: Log
 ) -> None:
     say(f"apt-get install ./{tapd_deb.name} (dependencies from Debian 12)")
     container.run(
@@ -192,7 +193,7 @@ def test_apt_installs_package_as_operator_would(
     say(f"installed {version}: user tapd, /var/lib/tapd/jobs 0750 tapd; units disabled")
 
 
-def test_units_verify_and_expose_at_most_2(container: BootedContainer, say) -> None:
+def test_units_verify_and_expose_at_most_2(container: BootedContainer, say: Log) -> None:
     verify = container.run("systemd-analyze", "verify", *UNITS, check=False)
     assert verify.returncode == 0 and verify.stderr.strip() == "", verify.stderr
     scores = {}
@@ -208,7 +209,7 @@ def test_units_verify_and_expose_at_most_2(container: BootedContainer, say) -> N
     assert all(score <= MAX_EXPOSURE for score in scores.values()), scores
 
 
-def test_operator_prepares_database_and_configuration(container: BootedContainer, say) -> None:
+def test_operator_prepares_database_and_configuration(container: BootedContainer, say: Log) -> None:
     say("operator: createuser/createdb tapd, tapd initdb --owner tapd, tapd publish, tapd.toml")
     container.run("runuser", "-u", "postgres", "--", "createuser", "tapd")
     container.run("runuser", "-u", "postgres", "--", "createdb", "--owner", "tapd", "tapd")
@@ -219,7 +220,7 @@ def test_operator_prepares_database_and_configuration(container: BootedContainer
     edit_config(container, CONFIG_CHANGES)
 
 
-def test_services_start_and_are_active(container: BootedContainer, say) -> None:
+def test_services_start_and_are_active(container: BootedContainer, say: Log) -> None:
     container.systemctl("enable", "--now", *UNITS)
     for unit in UNITS:
         assert container.systemctl("is-active", unit, check=False).strip() == "active", (
@@ -234,7 +235,9 @@ def test_services_start_and_are_active(container: BootedContainer, say) -> None:
     say(f"systemctl enable --now: both active; tapd reports status {status!r}")
 
 
-def test_http_job_completes_and_journal_shows_its_events(container: BootedContainer, say) -> None:
+def test_http_job_completes_and_journal_shows_its_events(
+    container: BootedContainer, say: Log
+) -> None:
     job = submit(container, QUICK_QUERY)
     final = wait_phase(container, job, FINAL_PHASES, timeout=60)
     assert final == "COMPLETED", http(container, "GET", job)["body"]
@@ -267,7 +270,7 @@ def test_http_job_completes_and_journal_shows_its_events(container: BootedContai
     say(f"journalctl -u tapd JOB_ID={job_id(job)}: " + "; ".join(summary))
 
 
-def test_fits_and_sync_results_work_in_the_sandbox(container: BootedContainer, say) -> None:
+def test_fits_and_sync_results_work_in_the_sandbox(container: BootedContainer, say: Log) -> None:
     # FITS goes through numpy and astropy: MemoryDenyWriteExecute must not break them.
     job = submit(container, QUICK_QUERY, RESPONSEFORMAT="fits")
     assert wait_phase(container, job, FINAL_PHASES, timeout=60) == "COMPLETED"
@@ -284,7 +287,7 @@ def test_fits_and_sync_results_work_in_the_sandbox(container: BootedContainer, s
 
 
 def test_reload_rereads_configuration_and_keeps_running_job(
-    container: BootedContainer, say
+    container: BootedContainer, say: Log
 ) -> None:
     pid = main_pid(container)
     job = submit(container, FOUR_SECOND_QUERY)
@@ -302,7 +305,7 @@ def test_reload_rereads_configuration_and_keeps_running_job(
     )
 
 
-def test_stop_during_long_job_ends_it_within_grace(container: BootedContainer, say) -> None:
+def test_stop_during_long_job_ends_it_within_grace(container: BootedContainer, say: Log) -> None:
     job = submit(container, LONG_QUERY)
     wait_phase(container, job, {"EXECUTING"}, timeout=30)
     container.wait_for(
@@ -336,7 +339,7 @@ def test_stop_during_long_job_ends_it_within_grace(container: BootedContainer, s
 
 
 def test_sigkill_restarts_daemon_and_killed_job_ends_in_final_phase(
-    container: BootedContainer, say
+    container: BootedContainer, say: Log
 ) -> None:
     container.systemctl("start", "tapd")
     before = container.show("tapd.service", "MainPID", "NRestarts")
@@ -361,7 +364,7 @@ def test_sigkill_restarts_daemon_and_killed_job_ends_in_final_phase(
 
 
 def test_hung_main_loop_is_killed_by_watchdog_and_restarted(
-    container: BootedContainer, say
+    container: BootedContainer, say: Log
 ) -> None:
     before = container.show("tapd.service", "MainPID", "NRestarts")
     cursor = journal_cursor(container)
@@ -386,7 +389,9 @@ def test_hung_main_loop_is_killed_by_watchdog_and_restarted(
     )
 
 
-def test_remove_then_purge_leave_no_process_and_no_files(container: BootedContainer, say) -> None:
+def test_remove_then_purge_leave_no_process_and_no_files(
+    container: BootedContainer, say: Log
+) -> None:
     files = container.run("dpkg-query", "-L", "tapd", quiet=True).stdout.split("\n")
     owned = [f for f in files if f and not is_directory(container, f)]
     container.run("apt-get", "remove", "-y", "-q", "tapd", timeout=300)
