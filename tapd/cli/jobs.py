@@ -9,7 +9,7 @@ import datetime as dt
 import shutil
 import sys
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import psycopg
 import psycopg.sql
@@ -32,7 +32,8 @@ from tapd.store.policy import destruction_for, execution_duration_for
 
 log = get_logger()
 
-Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+if TYPE_CHECKING:  # _SubParsersAction is not subscriptable at run time
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def register(subparsers: Subparsers) -> None:
