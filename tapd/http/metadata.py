@@ -8,6 +8,7 @@ TAP_SCHEMA, the same source the ADQL checker and the result writers use.
 
 from __future__ import annotations
 
+from email.utils import format_datetime
 from typing import Any
 
 import psycopg
@@ -118,7 +119,10 @@ def service_capabilities(config: Config, base_url: str) -> ServiceCapabilities:
 async def capabilities(request: Request) -> Response:
     service = service_of(request)
     caps = service_capabilities(service.config, service.base_url(request))
-    return responses.xml(capabilities_document(caps))
+    response = responses.xml(capabilities_document(caps))
+    # VOSI 1.1 §3.1: capabilities come from the configuration, read at start-up.
+    response.headers["Last-Modified"] = format_datetime(service.started, usegmt=True)
+    return response
 
 
 async def availability(request: Request) -> Response:

@@ -317,6 +317,7 @@ def test_vosi_documents_validate_and_tables_have_children(client, ivoa_schemas) 
     assert missing.status_code == 404
     assert "demo.nothing" in missing.text
     assert client.post("/capabilities").status_code == 405
+    assert client.get("/capabilities").headers["last-modified"].endswith(" GMT")
 
 
 def test_aborted_job_explains_itself_at_error(tap, client) -> None:
