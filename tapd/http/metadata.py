@@ -51,8 +51,14 @@ def output_formats() -> list[OutputFormat]:
     ]
 
 
-#: TAPRegExt feature-type IVOIDs, written in lower case as ADQL 2.1 §4.1 requires.
-FEATURES = "ivo://ivoa.net/std/tapregext#features-"
+#: TAPRegExt feature-type IVOIDs as TAPRegExt 1.0 spells them. ADQL 2.1 §4.1 asks
+#: for lower case, but IVOIDs compare case-insensitively and STILTS/TOPCAT (Debian
+#: 12's 3.4.7) only recognise this spelling: lower case makes them "custom" features.
+FEATURES = "ivo://ivoa.net/std/TAPRegExt#features-"
+#: ADQL 2.1's conditional functions came after STILTS 3.4.7, which calls the
+#: TAPRegExt spelling of this key an unknown standard key (an error); in the lower
+#: case ADQL 2.1 prescribes it is merely a feature type STILTS does not know.
+CONDITIONAL_FEATURES = "ivo://ivoa.net/std/tapregext#features-adql-conditional"
 
 
 def adql_features() -> dict[str, list[str]]:
@@ -72,7 +78,7 @@ def adql_features() -> dict[str, list[str]]:
         FEATURES + "adql-string": [*family("string"), "ILIKE"],
         FEATURES + "adql-offset": ["OFFSET"],
         FEATURES + "adql-type": ["CAST"],
-        FEATURES + "adql-conditional": family("conditional"),
+        CONDITIONAL_FEATURES: family("conditional"),
         FEATURES + "adql-unit": family("unit"),
         FEATURES + "adql-common-table": ["WITH"],
         FEATURES + "adql-sets": ["UNION", "EXCEPT", "INTERSECT"],
