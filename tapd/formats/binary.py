@@ -16,6 +16,8 @@ Plane; characters beyond it as surrogate pairs, counted as two).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tapd.formats.cells import Cell, Kind
 from tapd.formats.query import sql_bytes
 from tapd.formats.textual import ascii_only
@@ -133,8 +135,8 @@ def cell_bytes(cell: Cell, *, binary2: bool) -> str:
     return f"coalesce({element}, {sql_bytes(filler)})"
 
 
-def null_flags(cells: list[Cell] | tuple[Cell, ...]) -> list[str]:
-    """SQL for BINARY2's leading null-flag bytes of a row."""
+def null_flags(cells: Sequence[Cell]) -> list[str]:
+    """SQL for the null-flag bytes that start a row (BINARY2's layout: MSB = first column)."""
     flags = []
     for start in range(0, len(cells), 8):
         group = cells[start : start + 8]

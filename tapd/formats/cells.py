@@ -44,20 +44,6 @@ DATATYPES: dict[str, tuple[str, Kind]] = {
     "unicodeChar": ("text", Kind.TEXT),
 }
 
-#: Bytes per element in the binary encodings (VOTable BINARY, FITS).
-ELEMENT_SIZE = {
-    "boolean": 1,
-    "bit": 1,
-    "unsignedByte": 1,
-    "short": 2,
-    "int": 4,
-    "long": 8,
-    "float": 4,
-    "double": 8,
-    "char": 1,
-    "unicodeChar": 2,
-}
-
 _TIMESTAMP_TYPES = {
     "timestamp without time zone": "replace({x}::text, ' ', 'T')",
     "timestamp with time zone": "replace(({x} AT TIME ZONE 'UTC')::text, ' ', 'T')",

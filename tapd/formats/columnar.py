@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from tapd.formats.binary import null_flags
 from tapd.formats.cells import Cell, Kind
-from tapd.formats.copyout import Batch, gather
+from tapd.formats.copyout import Batch, between, gather
 from tapd.formats.query import sql_bytes
 from tapd.formats.textual import ascii_only
 from tapd.sqltypes import FITS_CODE_SIZES, FITS_TYPE_CODES
@@ -160,18 +161,9 @@ def plan_fields(cells: Sequence[Cell], *, fixed_text: bool, ascii_text: bool) ->
     return tuple(fields)
 
 
-def null_flags_sql(cells: Sequence[Cell]) -> list[str]:
-    flags = []
-    for start in range(0, len(cells), 8):
-        group = cells[start : start + 8]
-        bits = " + ".join(f"({cell.ref} IS NULL)::int * {128 >> i}" for i, cell in enumerate(group))
-        flags.append(f"set_byte('\\x00'::bytea, 0, {bits})")
-    return flags
-
-
 def row_sql(fields: Sequence[Field]) -> str:
     """SQL of one encoded row."""
-    parts = null_flags_sql([field.cell for field in fields])
+    parts = null_flags([field.cell for field in fields])
     parts += [field.fixed_sql() for field in fields]
     parts += [field.heap_sql() for field in fields if field.variable]
     return " || ".join(parts)
@@ -199,12 +191,16 @@ def decode(batch: Batch, fields: Sequence[Field]) -> DecodedBatch:
     fixed = flag_bytes + dtype.itemsize
     data = np.frombuffer(batch.data, dtype=np.uint8)
     starts = batch.starts
-    block = data[starts[:, None] + np.arange(fixed, dtype=np.int64)]
+    fixed_positions = starts[:, None] + np.arange(fixed, dtype=np.int64)
+    block = data[fixed_positions]
     flags = block[:, :flag_bytes]
     columns = np.arange(len(fields))
     nulls = ((flags[:, columns // 8] >> (7 - columns % 8)) & 1).astype(bool)
     records = np.ascontiguousarray(block[:, flag_bytes:]).view(dtype).reshape(len(starts))
-    heap = gather(data, starts + fixed, batch.row_ends())
+    keep = np.ones(len(data), dtype=bool)  # the heap: all but framing and fixed parts
+    keep[between(starts, batch.row_ends(), len(data))] = False
+    keep[fixed_positions.ravel()] = False
+    heap = data[keep]
     variable = [i for i, field in enumerate(fields) if field.variable]
     heap_sizes = np.zeros((len(starts), len(variable)), dtype=np.int64)
     for j, i in enumerate(variable):
