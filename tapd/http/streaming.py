@@ -10,6 +10,7 @@ instead of filling memory. When the client goes away, the next write raises
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import threading
 from collections.abc import AsyncIterator
@@ -33,7 +34,10 @@ class ResultPipe:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        # Touched only on the loop's thread (the worker hands items over with
+        # call_soon_threadsafe), so no lock is needed.
+        self._items: collections.deque[tuple[str, Any]] = collections.deque()
+        self._arrived = asyncio.Event()
         self._slots = threading.BoundedSemaphore(MAX_CHUNKS)
         self._buffer = bytearray()
         self._cancelled = threading.Event()
@@ -81,33 +85,59 @@ class ResultPipe:
         self._buffer.clear()
         self.bytes_written += len(chunk)
         self.started.set()
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, (_DATA, chunk))
+        self._loop.call_soon_threadsafe(self._push, (_DATA, chunk))
 
     def finish(self, error: BaseException | None = None) -> None:
         """Called once by the worker when it is done (``error`` if it failed)."""
         if error is None and not self._cancelled.is_set():
             with contextlib.suppress(ClientGone):
                 self.flush()
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, (_END, error))
+        self._loop.call_soon_threadsafe(self._push, (_END, error))
 
     # -- the event loop's side ---------------------------------------------------
 
-    async def first(self) -> tuple[bytes | None, BaseException | None]:
-        """Wait for the first chunk or the end: (chunk, None), (None, error) or (None, None)."""
-        kind, value = await self._queue.get()
+    def _push(self, item: tuple[str, Any]) -> None:
+        self._items.append(item)
+        self._arrived.set()
+
+    async def _next(self) -> tuple[str, Any]:
+        while not self._items:
+            self._arrived.clear()
+            await self._arrived.wait()
+        kind, value = self._items.popleft()
         if kind == _DATA:
             self._slots.release()
+        return kind, value
+
+    async def first(self) -> tuple[bytes | None, BaseException | None]:
+        """Wait for the first chunk or the end: (chunk, None), (None, error) or (None, None)."""
+        kind, value = await self._next()
+        if kind == _DATA:
             return value, None
         return None, value
+
+    def ready_rest(self) -> tuple[list[bytes], BaseException | None] | None:
+        """Everything after the first chunk if the worker has already finished, else None.
+
+        Lets small results go out as one plain response instead of a stream.
+        """
+        if not self._items or self._items[-1][0] != _END:
+            return None
+        chunks: list[bytes] = []
+        while True:
+            kind, value = self._items.popleft()
+            if kind == _END:
+                return chunks, value
+            self._slots.release()
+            chunks.append(value)
 
     async def rest(self) -> AsyncIterator[bytes]:
         """The remaining chunks, until the worker finishes."""
         try:
             while True:
-                kind, value = await self._queue.get()
+                kind, value = await self._next()
                 if kind == _END:
                     return
-                self._slots.release()
                 yield value
         finally:
             self.cancel()

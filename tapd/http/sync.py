@@ -14,7 +14,7 @@ import asyncio
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import IO, cast
+from typing import BinaryIO, cast
 
 import psycopg
 from psycopg_pool import PoolTimeout
@@ -95,7 +95,7 @@ async def _run(request: Request, service: TapService, form: RequestForm) -> Resp
         try:
             if pipe.cancelled:
                 return
-            out = cast(IO[bytes], pipe)  # duck-typed: write/flush/tell/closed
+            out = cast(BinaryIO, pipe)  # duck-typed: write/flush/tell/closed
             for attempt in (1, 2):
                 with service.sync_pool.connection() as conn:
                     try:
@@ -129,6 +129,13 @@ async def _run(request: Request, service: TapService, form: RequestForm) -> Resp
             return error_response(message, status)
         return Response(b"", headers={"Content-Type": media_type})
 
+    finished = pipe.ready_rest()
+    if finished is not None:  # the whole result is already here: one plain response
+        chunks, late_error = finished
+        if late_error is not None:
+            _log_late_failure(late_error)
+        return Response(b"".join([chunk, *chunks]), headers={"Content-Type": media_type})
+
     async def body(first: bytes) -> AsyncIterator[bytes]:
         yield first
         async for more in pipe.rest():
@@ -137,6 +144,12 @@ async def _run(request: Request, service: TapService, form: RequestForm) -> Resp
     # The Content-Type exactly as the client named the format (TAP-13): set as a
     # header, Starlette would otherwise append a charset to text/* types.
     return StreamingResponse(body(chunk), headers={"Content-Type": media_type})
+
+
+def _log_late_failure(error: BaseException) -> None:
+    """A failure after output began: the writer ended the document with an ERROR INFO."""
+    if not isinstance(error, TapdError | ClientGone):
+        log.error("http.sync_failed_late", exc_info=(type(error), error, error.__traceback__))
 
 
 def _failure(error: BaseException) -> tuple[int, str]:

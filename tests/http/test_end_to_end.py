@@ -331,3 +331,13 @@ def test_aborted_job_explains_itself_at_error(tap, client) -> None:
     assert "abort" in (statuses[0].content or "").lower()
     assert client.get(job.url + "/results/result").status_code == 404
     job.delete()
+
+
+def test_a_result_larger_than_the_pipe_streams_whole(client) -> None:
+    data = {"LANG": "ADQL", "QUERY": "SELECT * FROM demo.stars ORDER BY id", "MAXREC": "1500",
+            "RESPONSEFORMAT": "votable/td"}  # fmt: skip
+    response = client.post("/sync", data=data)
+    assert response.status_code == 200
+    assert len(response.content) > 4 * 64 * 1024  # several chunks through the pipe
+    table = votable.parse_single_table(io.BytesIO(response.content)).to_table()
+    assert list(table["id"]) == list(range(1, 1501))
