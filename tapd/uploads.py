@@ -114,14 +114,15 @@ def fetch_url(url: str, limits: UploadLimits, directory: Path) -> Path:
     """Download an allowed http(s) URL into ``directory``: size-limited, redirects checked."""
     if not url.lower().startswith(("http://", "https://")):
         raise UploadError(f"UPLOAD URI {url!r} is not supported: use param:NAME or an http(s) URL")
+    if not limits.url_allow:
+        raise UploadError(
+            f"UPLOAD from {url!r} is not allowed: this service fetches no uploads from URLs"
+            " (setting http.upload_url_allow is empty); send the table inline instead"
+        )
     if not _allowed(url, limits.url_allow):
         raise UploadError(
             f"UPLOAD from {url!r} is not allowed: this service fetches uploads only from "
-            + (
-                ", ".join(limits.url_allow)
-                if limits.url_allow
-                else "nowhere (send the table inline)"
-            )
+            f"{', '.join(limits.url_allow)} (setting http.upload_url_allow)"
         )
     opener = urllib.request.build_opener(_AllowListRedirects(limits.url_allow))
     target = Path(tempfile.mkstemp(dir=directory, prefix="upload-url-")[1])

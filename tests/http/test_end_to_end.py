@@ -341,3 +341,20 @@ def test_a_result_larger_than_the_pipe_streams_whole(client) -> None:
     assert len(response.content) > 4 * 64 * 1024  # several chunks through the pipe
     table = votable.parse_single_table(io.BytesIO(response.content)).to_table()
     assert list(table["id"]) == list(range(1, 1501))
+
+
+def test_upload_problems_are_clear_error_documents(client) -> None:
+    query = {"LANG": "ADQL", "QUERY": "SELECT * FROM TAP_UPLOAD.t"}
+    bad = client.post(
+        "/sync",
+        data={**query, "UPLOAD": "t,param:t"},
+        files={"t": ("t.xml", b"<VOTABLE><RESOURCE><TABLE><FIELD", "text/xml")},
+    )
+    assert bad.status_code == 400
+    assert b"not a readable VOTable" in bad.content
+    remote = client.post("/sync", data={**query, "UPLOAD": "t,http://127.0.0.1:9/t.xml"})
+    assert remote.status_code == 400
+    assert b"http.upload_url_allow" in remote.content
+    missing = client.post("/sync", data={**query, "UPLOAD": "t,param:nothing"})
+    assert missing.status_code == 400
+    assert b"param:nothing" in missing.content

@@ -166,9 +166,7 @@ def test_several_uploads_accumulate() -> None:
 
 
 def test_url_uploads_are_refused_unless_allowed(conn) -> None:
-    with pytest.raises(
-        UploadError, match="not allowed: this service fetches uploads only from nowhere"
-    ):
+    with pytest.raises(UploadError, match="fetches no uploads from URLs"):
         load_uploads(conn, ["t,http://127.0.0.1:9/x.xml"], resolve_part=Path,
                      limits=LIMITS, query_role=None)  # fmt: skip
     with pytest.raises(UploadError, match="'file:///etc/passwd' is not supported"):
