@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import select
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,12 @@ BINARY_ROW_PREFIX = 6
 BINARY_TRAILER = b"\xff\xff"
 
 MODES = ("lines", "csv", "binary")
+
+#: libpq reads the socket in chunks as large as its input buffer (16 KiB until a longer
+#: message arrives). One long value grows it for the connection's lifetime, so the
+#: COPY is read in up to 256 KiB chunks: 15 times fewer reads and server wake-ups.
+INPUT_BUFFER = 256 << 10
+_grown: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
 
 _COPY_OUT = pq.ExecStatus.COPY_OUT
 _FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
@@ -192,8 +199,14 @@ class CopyOut:
 
     # -- the COPY --------------------------------------------------------------------------
 
+    def _grow_input_buffer(self) -> None:
+        if self._conn not in _grown:
+            self._conn.execute("SELECT repeat('x', %s)", (INPUT_BUFFER,)).fetchone()
+            _grown.add(self._conn)
+
     def start(self) -> None:
         """Send the statement; return when rows flow (errors found before that raise here)."""
+        self._grow_input_buffer()
         self._pgconn.send_query(self._statement.encode(self._conn.info.encoding))
         while self._pgconn.flush() != 0:
             self._wait(select.POLLOUT)
