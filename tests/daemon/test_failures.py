@@ -49,6 +49,27 @@ def test_sigkill_of_daemon_then_restart_ends_every_job_it_held(
     wait_for(lambda: not any(site.sessions(j) for j in ids), 5.0, "the jobs' backends to go")
 
 
+def test_restart_reconciles_jobs_whose_daemon_and_children_were_all_killed(
+    site: Site, daemons: Callable[..., DaemonProcess]
+) -> None:
+    # As after `systemctl kill -s KILL tapd`: nothing of the old daemon could clean up.
+    first = daemons()
+    ids = [site.submit("SELECT x FROM public.sleepy") for _ in range(2)]
+    pids = [running(site, job_id) for job_id in ids]
+    first.signal(signal.SIGSTOP)  # it can neither reap nor reconcile
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    first.kill()
+    assert all(site.job(j).phase == JobPhase.EXECUTING for j in ids)
+    assert all(site.sessions(j) for j in ids)  # their queries still run in PostgreSQL
+    daemons()
+    for job_id in ids:
+        job = site.wait_phase(job_id, timeout=5.0)
+        assert job.phase == JobPhase.ERROR
+        assert job.error is not None and "stopped unexpectedly" in job.error.message
+    wait_for(lambda: not any(site.sessions(j) for j in ids), 5.0, "the jobs' backends to go")
+
+
 def test_jobs_of_a_daemon_that_stopped_heartbeating_are_reconciled_by_another(
     site: Site, daemons: Callable[..., DaemonProcess]
 ) -> None:
