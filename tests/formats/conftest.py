@@ -12,8 +12,10 @@ import psycopg
 import pytest
 
 from tapd.columns import ColumnMeta
+from tapd.devcluster import DevCluster
 from tapd.formats import WriteSummary, resolve_format, write_result
 from tapd.sqltypes import votable_type
+from tests.conftest import create_database, drop_database
 
 #: (column, PostgreSQL type) of the test table ``everything``.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -168,16 +170,24 @@ METAS = tuple(column_meta(name, pg_type) for name, pg_type in COLUMNS)
 QUERY = "SELECT * FROM everything ORDER BY id"
 
 
-@pytest.fixture
-def conn(dsn: str) -> Iterator[psycopg.Connection[Any]]:
-    """A connection inside a read-only transaction, as the runner hands it over."""
+@pytest.fixture(scope="session")
+def tables_dsn(pg_cluster: DevCluster) -> Iterator[str]:
+    """One database with the test tables for every writer test (the writers only read)."""
+    dsn = create_database(pg_cluster, "formats_tables")
     with psycopg.connect(dsn, autocommit=True) as setup:
         columns = ", ".join(f"{name} {pg_type}" for name, pg_type in COLUMNS)
         setup.execute(f"CREATE TABLE everything ({columns})")
         for row in ROWS:
             setup.execute(f"INSERT INTO everything VALUES ({row})")
         setup.execute("CREATE TABLE numbers AS SELECT i AS id FROM generate_series(1, 25) AS i")
-    with psycopg.connect(dsn) as connection:
+    yield dsn
+    drop_database(pg_cluster, "formats_tables")
+
+
+@pytest.fixture
+def conn(tables_dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection inside a read-only transaction, as the runner hands it over."""
+    with psycopg.connect(tables_dsn) as connection:
         connection.execute("SET TRANSACTION READ ONLY")
         yield connection
 
