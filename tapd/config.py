@@ -69,9 +69,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("http", "base_path", str, "/tap", "URL path of the TAP service"),
     Setting("http", "public_url", str, "", "externally visible base URL (behind a proxy); empty: derived from requests"),
     Setting("http", "wait_max", int, 8, "longest a WAIT request blocks, seconds (keep below clients' 10 s timeouts)", minimum=0),
-    Setting("http", "pool_size", int, 10, "database connections of the HTTP service", minimum=2),
-    Setting("http", "sync_slots", int, 4, "synchronous queries run at once", minimum=1),
-    Setting("http", "owner_header", str, "", "trusted reverse-proxy header carrying the authenticated user; empty: anonymous"),
+    Setting("http", "pool_size", int, 10, "database connections of the HTTP service: sync_slots for /sync, the rest (at least 2) for job control", minimum=2),
+    Setting("http", "sync_slots", int, 4, "synchronous queries run at once (each holds one connection)", minimum=1),
+    Setting("http", "owner_header", str, "", "request header naming the authenticated user, set by a trusted reverse proxy that also removes it from client requests; empty: all jobs anonymous"),
     Setting("http", "upload_url_allow", list, [], "URL prefixes that UPLOAD may fetch from (empty: URL uploads off)"),
     # [adql]
     Setting("adql", "udfs", list, [], "user-defined function signatures accepted in ADQL, e.g. 'ivo_hasword(a VARCHAR, b VARCHAR) -> INTEGER'"),
