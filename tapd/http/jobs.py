@@ -112,12 +112,12 @@ async def create_job(request: Request) -> Response:
     service = service_of(request)
     config = service.config
     form = await request_form(request, service)
+    job_id = new_job_id()
     try:
         job_request = JobRequest(form)
         owner = service.owner(request)
         if owner is not None:
             await _check_quota(service, owner)
-        job_id = new_job_id()
         now = dt.datetime.now(dt.UTC)
         if form.parts:
             job_request.store_parts(ensure_job_dir(service.jobs_dir, job_id))
@@ -133,6 +133,7 @@ async def create_job(request: Request) -> Response:
         )
     except BaseException:
         form.discard_files()
+        remove_job_dir(service.jobs_dir, job_id)  # uploads already moved there, if any
         raise
     log.info("job.created", job_id=job.job_id, phase=job.phase.value, owner=owner)
     return responses.see_other(service.job_url(request, job.job_id))
