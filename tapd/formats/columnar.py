@@ -24,7 +24,7 @@ import numpy as np
 
 from tapd.formats.binary import null_flags
 from tapd.formats.cells import Cell, Kind
-from tapd.formats.copyout import Batch, between, gather
+from tapd.formats.copyout import Batch, gather
 from tapd.formats.query import sql_bytes
 from tapd.formats.textual import ascii_only
 from tapd.sqltypes import FITS_CODE_SIZES, FITS_TYPE_CODES
@@ -189,18 +189,18 @@ def decode(batch: Batch, fields: Sequence[Field]) -> DecodedBatch:
     flag_bytes = (len(fields) + 7) // 8
     dtype = record_dtype(fields)
     fixed = flag_bytes + dtype.itemsize
-    data = np.frombuffer(batch.data, dtype=np.uint8)
     starts = batch.starts
-    fixed_positions = starts[:, None] + np.arange(fixed, dtype=np.int64)
-    block = data[fixed_positions]
-    flags = block[:, :flag_bytes]
+    # every byte offset of the buffer seen as the start of a record: picking the rows'
+    # starts copies just their records (no index array per byte)
+    layout = np.dtype([("flags", "u1", (flag_bytes,)), ("record", dtype)])
+    anywhere = np.ndarray(
+        shape=(len(batch.data) - fixed + 1,), dtype=layout, buffer=batch.data, strides=(1,)
+    )
+    block = anywhere[starts]
     columns = np.arange(len(fields))
-    nulls = ((flags[:, columns // 8] >> (7 - columns % 8)) & 1).astype(bool)
-    records = np.ascontiguousarray(block[:, flag_bytes:]).view(dtype).reshape(len(starts))
-    keep = np.ones(len(data), dtype=bool)  # the heap: all but framing and fixed parts
-    keep[between(starts, batch.row_ends(), len(data))] = False
-    keep[fixed_positions.ravel()] = False
-    heap = data[keep]
+    nulls = ((block["flags"][:, columns // 8] >> (7 - columns % 8)) & 1).astype(bool)
+    records = np.ascontiguousarray(block["record"])
+    heap = gather(np.frombuffer(batch.data, dtype=np.uint8), starts + fixed, batch.row_ends())
     variable = [i for i, field in enumerate(fields) if field.variable]
     heap_sizes = np.zeros((len(starts), len(variable)), dtype=np.int64)
     for j, i in enumerate(variable):
