@@ -8,7 +8,8 @@ median of ``--repeat`` runs:
 
 * baseline: ``psql -c "COPY (SELECT ...) TO STDOUT (FORMAT csv)"`` into a file;
 * each format: ``tapd.formats.write_result`` into a file, in a fresh process
-  per run (timed around the call; the process's peak RSS is reported);
+  per run that has imported the writer (as the daemon does before forking),
+  timed around the call; the process's peak RSS is reported;
 * for reference, the same COPY read row by row through psycopg's ``Copy.read()``.
 
 Prints seconds, the ratio to the baseline, the issue-4 target, peak RSS and
@@ -49,7 +50,9 @@ CHILD = """
 import json, resource, sys, time, psycopg
 from tapd.columns import ColumnMeta
 from tapd.formats import resolve_format, write_result
+from tapd.formats.results import import_writers
 dsn, fmt, path = sys.argv[1], sys.argv[2], sys.argv[3]
+import_writers([fmt])  # as the daemon's warm-up does before forking a job's child
 columns = [ColumnMeta("id", "long"), ColumnMeta("ra", "double", unit="deg"),
            ColumnMeta("dec", "double", unit="deg"), ColumnMeta("mag", "float", unit="mag"),
            ColumnMeta("name", "char", "*")]

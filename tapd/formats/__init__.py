@@ -6,8 +6,20 @@ The public API (contract in docs/architecture.md): ``resolve_format``,
 """
 
 from tapd.formats.registry import ResultFormat, UnknownFormat, available_formats, resolve_format
-from tapd.formats.results import ResultFile, WriteSummary, write_result, write_result_file
+from tapd.formats.results import (
+    ResultFile,
+    WriteSummary,
+    import_writers,
+    write_result,
+    write_result_file,
+)
 from tapd.formats.votable import write_error_document
+
+
+def warm_up() -> None:
+    """Import every writer this host offers (astropy's FITS, pyarrow), e.g. before forking."""
+    import_writers(fmt.key for fmt in available_formats())
+
 
 __all__ = [
     "ResultFile",
@@ -16,6 +28,7 @@ __all__ = [
     "WriteSummary",
     "available_formats",
     "resolve_format",
+    "warm_up",
     "write_error_document",
     "write_result",
     "write_result_file",

@@ -13,7 +13,7 @@ import importlib
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -63,6 +63,12 @@ WRITERS: dict[str, tuple[str, str, dict[str, str]]] = {
     "fits": ("tapd.formats.fits", "FitsWriter", {}),
     "parquet": ("tapd.formats.parquet", "ParquetWriter", {}),
 }
+
+
+def import_writers(keys: Iterable[str]) -> None:
+    """Import the writer modules of these format keys now rather than on first use."""
+    for key in keys:
+        importlib.import_module(WRITERS[key][0])
 
 
 def make_writer(fmt: ResultFormat, cells: Sequence[Cell], infos: Infos | None) -> TableWriter:
