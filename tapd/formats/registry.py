@@ -9,6 +9,7 @@ one (DALI 3.4.3, checklist TAP-13), with ``;header=present`` added for CSV.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from dataclasses import dataclass, replace
 
@@ -112,6 +113,7 @@ def _media_type_key(base: str, params: dict[str, str]) -> str:
     return base
 
 
+@functools.cache
 def _lookup() -> dict[str, ResultFormat]:
     table: dict[str, ResultFormat] = {}
     for fmt in available_formats():
@@ -135,23 +137,20 @@ def resolve_format(name: str | None) -> ResultFormat:
         return DEFAULT_FORMAT
     text = name.strip()
     table = _lookup()
-    if "/" in text and (text.lower() not in table or ";" in text):
-        base, params = _parse_media_type(text)
-        fmt = table.get(_media_type_key(base, params))
-        if fmt is not None:
-            return replace(fmt, mime_type=_served_media_type(fmt, text, base))
-    fmt = table.get(text.lower())
+    fmt = table.get(text.lower())  # an alias, or a media type as we spell it
+    if fmt is None and "/" in text:
+        fmt = table.get(_media_type_key(*_parse_media_type(text)))
     if fmt is None:
         raise UnknownFormat(
             f"unsupported RESPONSEFORMAT {name!r}; supported: {', '.join(supported_names())}"
             f" (or their media types, e.g. {DEFAULT_FORMAT.mime_type}, text/csv)"
         )
-    if fmt.aliases and text.lower() in fmt.aliases:
+    if text.lower() in fmt.aliases:
         return fmt
-    return replace(fmt, mime_type=_served_media_type(fmt, text, text.lower()))
+    return replace(fmt, mime_type=_served_media_type(fmt, text))
 
 
-def _served_media_type(fmt: ResultFormat, requested: str, base: str) -> str:
+def _served_media_type(fmt: ResultFormat, requested: str) -> str:
     """Serve the media type the client asked for (TAP-13), CSV with its header parameter."""
     if fmt.key == "csv":
         return "text/csv;header=present"
