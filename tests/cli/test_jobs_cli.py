@@ -191,3 +191,15 @@ def test_bad_input_from_a_real_process_is_one_line_without_traceback(site: Site)
     done = site.tapd("show", "nosuchjob")  # the installed entry point, not main()
     assert one_line_error(done) == "tapd: no job with id 'nosuchjob'"
     assert done.returncode == 4
+
+
+def test_query_is_stopped_at_the_sync_time_limit(site: Site, site_tapd) -> None:
+    site.write_config(limits={"sync_execution_duration": 1})
+    line = one_line_error(site_tapd("query", "SELECT x FROM public.sleepy"))
+    assert "time limit of synchronous queries of 1 s" in line
+    with site.store() as store:
+        active = store.conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%'"
+            " AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert active == (0,)
