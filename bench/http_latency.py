@@ -8,7 +8,8 @@ measures (median of ``--runs`` after a warm-up, one keep-alive HTTP client):
 
 * sync: ``POST /sync`` with ``SELECT TOP 1 id FROM demo.stars``, the whole
   response read; baselines: ``tapd.runner.run_sync`` in-process (the same
-  work without HTTP) and the translated query over a direct psycopg connection.
+  work without HTTP), the translated query over a direct psycopg connection,
+  and ``GET /capabilities`` (an HTTP round trip without the database).
 * async: ``POST /async`` with PHASE=RUN, then ``GET job?WAIT=-1`` until the job
   is COMPLETED; baseline: the same job submitted straight to the job store
   (``JobStore.create_job(queue=True)``) and awaited by LISTEN on the phase
@@ -137,6 +138,9 @@ def measure(url: str, dsn: str, runs: int) -> dict[str, float]:
         response = client.post("/sync", data=data)
         assert response.status_code == 200, response.text
 
+    def http_floor() -> None:
+        assert client.get("/capabilities").status_code == 200
+
     def async_http() -> None:
         created = client.post("/async", data={**data, "PHASE": "RUN"})
         job_url = created.headers["location"]
@@ -172,6 +176,7 @@ def measure(url: str, dsn: str, runs: int) -> dict[str, float]:
                 break
 
     results = {
+        "http_floor": median_ms(http_floor, runs),
         "sync_http": median_ms(sync_http, runs),
         "sync_runner": median_ms(sync_runner, runs),
         "sync_direct": median_ms(sync_direct, runs),
@@ -205,6 +210,7 @@ def main() -> None:
             r["sync_direct"],
             ratio(r, "sync_http", "sync_direct"),
         ),
+        ("      GET /capabilities, no database", r["http_floor"], "the HTTP round trip alone"),
         ("async submit -> COMPLETED (WAIT)", r["async_http"], "target < 20 ms"),
         (
             "      via the job store, no HTTP",
