@@ -62,8 +62,6 @@ class TableWriter:
     copy_options = BINARY_VALUES
     #: How ``tapd.formats.copyout`` reads the rows: ``binary``, ``lines`` or ``csv``.
     copy_mode = "binary"
-    #: Whether the writer must be able to seek its output (FITS patches its header).
-    needs_seekable = False
 
     def __init__(self, cells: Sequence[Cell], infos: Infos | None = None) -> None:
         self.cells = tuple(cells)

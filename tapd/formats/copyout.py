@@ -26,7 +26,7 @@ from __future__ import annotations
 import ctypes
 import select
 import weakref
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,7 +223,7 @@ class CopyOut:
             raise error
         self._in_copy = True
 
-    def batches(self) -> Iterator[Batch]:
+    def batches(self) -> Generator[Batch, None, None]:
         """Batches of whole rows; ends when the COPY is complete."""
         if not self._in_copy:
             self.start()
@@ -338,6 +338,11 @@ class CopyOut:
         if self._mode == "binary":
             return _binary_rows(data, starts.tolist(), len(data), first)
         return Batch(data, starts)
+
+    def cancel(self) -> None:
+        """Stop a COPY that is still running (no-op once it is complete)."""
+        if self._in_copy:
+            self._abandon()
 
     def _abandon(self) -> None:
         """Cancel a COPY the consumer stopped reading, leaving the connection usable."""

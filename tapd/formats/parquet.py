@@ -16,6 +16,7 @@ the footer, which Parquet writes last.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
@@ -65,6 +66,35 @@ def _native(values: np.ndarray[Any, Any], field: Field) -> np.ndarray[Any, Any]:
         else values.astype(np.dtype(field.dtype).newbyteorder("="))
     )
     return native
+
+
+class _Sink(io.RawIOBase):
+    """Any binary output as the file object pyarrow wants (it asks for tell(), closed, ...).
+
+    Closing it (pyarrow does) leaves the output itself open.
+    """
+
+    def __init__(self, out: BinaryIO) -> None:
+        super().__init__()
+        self._out = out
+        self._position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._out.write(data)
+        size = len(memoryview(data).cast("B"))
+        self._position += size
+        return size
+
+    def tell(self) -> int:
+        return self._position
+
+    def flush(self) -> None:
+        flush = getattr(self._out, "flush", None)
+        if flush is not None:
+            flush()
 
 
 def _binary_array(
@@ -119,9 +149,10 @@ class ParquetWriter(TableWriter):
         return pa.schema(arrow_fields, metadata=metadata)
 
     def begin(self, out: BinaryIO) -> None:
+        sink = _Sink(out)
         # dictionary encoding costs 4x the time of the rest on unique values (typical here)
         self._writer = pq.ParquetWriter(
-            out, self.schema, compression="snappy", use_dictionary=False
+            sink, self.schema, compression="snappy", use_dictionary=False
         )
 
     def _arrays(self, batch: Batch) -> list[pa.Array]:

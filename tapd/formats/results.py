@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -98,8 +97,6 @@ def write_result(
     apply_output_settings(conn)
     cells = describe(conn, sql, params, columns)
     writer = make_writer(fmt, cells, infos)
-    if writer.needs_seekable and not _seekable(out):
-        return _via_spool(conn, sql, params, columns, fmt, out, maxrec=maxrec, infos=infos)
     statement = copy_statement(
         bind_parameters(conn, sql, params),
         cells,
@@ -109,11 +106,14 @@ def write_result(
     )
     copy = CopyOut(conn, statement, mode=writer.copy_mode, batch_rows=batch_rows)
     copy.start()
-    writer.begin(out)
     rows = 0
     overflow = False
+    began = False
+    batches = copy.batches()
     try:
-        for batch in copy.batches():
+        writer.begin(out)
+        began = True
+        for batch in batches:
             if maxrec is not None and rows + batch.rows > maxrec:
                 batch = batch.head(maxrec - rows)
                 overflow = True
@@ -121,36 +121,13 @@ def write_result(
                 writer.write_rows(out, batch)
                 rows += batch.rows
     except Exception as exc:
-        writer.fail(out, error_message(exc))
+        batches.close()
+        copy.cancel()  # a writer failed: the COPY may still be running
+        if began:
+            writer.fail(out, error_message(exc))
         raise
     writer.end(out, overflow=overflow)
     return WriteSummary(rows=rows, overflow=overflow)
-
-
-def _seekable(out: BinaryIO) -> bool:
-    try:
-        return bool(out.seekable())
-    except (AttributeError, OSError, ValueError):
-        return False
-
-
-def _via_spool(
-    conn: psycopg.Connection[Any],
-    sql: str,
-    params: Sequence[Any] | None,
-    columns: Sequence[ColumnMeta],
-    fmt: ResultFormat,
-    out: BinaryIO,
-    *,
-    maxrec: int | None,
-    infos: Infos | None,
-) -> WriteSummary:
-    """Formats that patch their start (FITS) go through a temporary file on unseekable streams."""
-    with tempfile.TemporaryFile() as spool:
-        summary = write_result(conn, sql, params, columns, fmt, spool, maxrec=maxrec, infos=infos)
-        spool.seek(0)
-        shutil.copyfileobj(spool, out, 1 << 20)
-    return summary
 
 
 def result_filename(fmt: ResultFormat) -> str:

@@ -13,7 +13,7 @@ import pytest
 from lxml import etree
 
 from tapd.columns import ColumnMeta
-from tapd.formats import resolve_format, write_error_document, write_result
+from tapd.formats import available_formats, resolve_format, write_error_document, write_result
 from tests.formats.conftest import run_writer
 
 COLUMNS = [ColumnMeta("i", "int"), ColumnMeta("x", "int")]
@@ -142,3 +142,47 @@ def test_error_document_is_a_votable_with_query_status_error() -> None:
     ]
     assert infos[0].text == "bad <ADQL> & worse"
     assert root.find("{*}RESOURCE").get("type") == "results"
+
+
+class WriteOnly:
+    """An output with nothing but write(), like a socket or pipe wrapper."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: Any) -> int:
+        self.data += data
+        return len(data)
+
+
+@pytest.mark.parametrize("fmt", [f.key for f in available_formats()])
+def test_every_format_streams_to_a_write_only_output(
+    conn: psycopg.Connection[Any], fmt: str
+) -> None:
+    out = WriteOnly()
+    summary = write_result(
+        conn,
+        "SELECT id FROM numbers ORDER BY id",
+        None,
+        [ColumnMeta("id", "int")],
+        resolve_format(fmt),
+        out,  # type: ignore[arg-type]
+        maxrec=5,
+    )
+    assert (summary.rows, summary.overflow) == (5, True) and len(out.data) > 0
+
+
+class FailingStart(io.BytesIO):
+    def write(self, data: Any) -> int:
+        raise OSError(32, "Broken pipe")
+
+
+def test_output_failing_before_the_first_row_cancels_the_query(
+    conn: psycopg.Connection[Any],
+) -> None:
+    with pytest.raises(OSError):
+        write_result(
+            conn, FAILING, None, COLUMNS, resolve_format("votable"), FailingStart(), maxrec=None
+        )
+    conn.rollback()
+    assert conn.execute("SELECT 1").fetchone() == (1,)
