@@ -95,3 +95,31 @@ def test_overflow_with_rows_in_several_batches(conn: psycopg.Connection[Any]) ->
     assert (summary.rows, summary.overflow) == (ROWS - 2, True)
     table = votable.parse(io.BytesIO(out.getvalue())).get_first_table()
     assert list(table.array["id"]) == list(range(1, ROWS - 1))
+
+
+WIDE = 150  # beyond PostgreSQL's 100 function arguments, 19 bytes of BINARY2 null flags
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_wide_results_keep_every_column_and_null(conn: psycopg.Connection[Any], fmt: str) -> None:
+    columns = [ColumnMeta(f"c{i}", "int") for i in range(WIDE)]
+    values = ", ".join(
+        f"CASE WHEN id % {i % 7 + 2} = 0 THEN NULL ELSE id * {i} END" for i in range(WIDE)
+    )
+    sql = f"SELECT {values} FROM numbers ORDER BY id".replace("%", "%%")
+    data, summary = run_writer(conn, fmt, sql=sql, params=(), columns=columns, maxrec=100)
+    assert summary.rows == ROWS and count_rows(fmt, data) == ROWS
+    if fmt == "json":
+        rows = json.loads(data)["data"]
+    elif fmt.startswith("votable"):
+        table = votable.parse(io.BytesIO(data)).get_first_table().array
+        rows = [
+            [None if table[c.name].mask[r] else int(table[c.name][r]) for c in columns]
+            for r in range(ROWS)
+        ]
+    else:
+        return
+    for r, row in enumerate(rows):
+        row_id = r + 1
+        expected = [None if row_id % (i % 7 + 2) == 0 else row_id * i for i in range(WIDE)]
+        assert row == expected, f"row {row_id}"
