@@ -363,3 +363,11 @@ def test_upload_problems_are_clear_error_documents(client) -> None:
     missing = client.post("/sync", data={**query, "UPLOAD": "t,param:nothing"})
     assert missing.status_code == 400
     assert b"param:nothing" in missing.content
+
+
+@pytest.mark.parametrize("serialization", ["votable", "votable/b2", "votable/td", "votable/b"])
+def test_pyvo_reads_every_votable_serialization(tap, serialization: str) -> None:
+    query = "SELECT TOP 3 id, name, pos FROM demo.stars ORDER BY id"
+    table = tap.run_sync(query, RESPONSEFORMAT=serialization).to_table()
+    assert list(table["id"]) == [1, 2, 3]
+    assert table["pos"].shape == (3, 2)
