@@ -16,7 +16,7 @@ with numpy index arithmetic: no Python work per row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,6 +178,23 @@ class DecodedBatch:
     records: np.ndarray[Any, Any]  # structured, big-endian, one per row
     heap: np.ndarray[Any, Any]  # uint8: every row's heap part, in row order
     heap_sizes: np.ndarray[Any, Any]  # int64 (rows, variable fields): bytes of each field's part
+
+    def chunks(self, rows: int) -> Iterator[DecodedBatch]:
+        """The batch in pieces of at most ``rows`` rows."""
+        if self.rows <= rows:
+            yield self
+            return
+        row_bytes = self.heap_sizes.sum(axis=1)
+        heap_start = np.concatenate(([0], np.cumsum(row_bytes))).astype(np.int64)
+        for first in range(0, self.rows, rows):
+            last = min(first + rows, self.rows)
+            yield DecodedBatch(
+                last - first,
+                self.nulls[first:last],
+                self.records[first:last],
+                self.heap[int(heap_start[first]) : int(heap_start[last])],
+                self.heap_sizes[first:last],
+            )
 
 
 def record_dtype(fields: Sequence[Field]) -> np.dtype[Any]:

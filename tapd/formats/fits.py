@@ -45,6 +45,7 @@ from tapd.formats.copyout import Batch
 BLOCK = 2880
 _HEAP_LIMIT = 2**31 - 1  # 'P' descriptors hold 32-bit offsets
 _SPOOL_HEADER = struct.Struct("<qqq")  # rows, record bytes, heap bytes
+CHUNK_BYTES = 4 << 20
 
 
 class ResultTooLarge(TapdError):
@@ -191,12 +192,15 @@ class FitsWriter(TableWriter):
         out.write(self._header("OVERFLOW" if overflow else "OK"))
         size = 0
         heap_used = 0
+        # a few MB of output records at a time, however wide the longest string made them
+        chunk_rows = max(1, CHUNK_BYTES // self._output_dtype().itemsize)
         with tempfile.TemporaryFile() as heap:
             for decoded in self._spooled():
-                records, used = self._records(decoded, heap_used, heap)
-                heap_used += used
-                out.write(records)
-                size += len(records)
+                for chunk in decoded.chunks(chunk_rows):
+                    records, used = self._records(chunk, heap_used, heap)
+                    heap_used += used
+                    out.write(records)
+                    size += len(records)
             heap.seek(0)
             shutil.copyfileobj(heap, out, 1 << 20)
         size += heap_used

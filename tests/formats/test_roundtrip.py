@@ -16,6 +16,7 @@ from astropy.io import fits, votable
 from astropy.table import Table
 from lxml import etree
 
+from tapd.columns import ColumnMeta
 from tests.formats.conftest import COLUMNS, METAS, assert_same_rows, run_writer, source_rows
 
 
@@ -288,3 +289,17 @@ def test_parquet_reads_back_with_pyarrow_and_carries_the_votable_metadata(
     assert [f.name for f in fields] == [name for name, _ in COLUMNS]
     assert str(fields[18].unit) == "deg" and fields[0].ucd == "meta.id"
     assert table.schema.field("p").metadata[b"xtype"] == b"point"
+
+
+def test_fits_one_long_string_among_many_rows(conn: psycopg.Connection[Any]) -> None:
+    """Strings are as wide as the longest; the writer still works in small pieces."""
+    sql = (
+        "SELECT i, CASE WHEN i = 7 THEN repeat('x', 300000) ELSE 'short' END"
+        " FROM generate_series(1, 40) AS i"
+    )
+    columns = [ColumnMeta("i", "int"), ColumnMeta("s", "char", "*")]
+    data, summary = run_writer(conn, "fits", sql=sql, columns=columns)
+    table = Table.read(io.BytesIO(data), format="fits")
+    assert summary.rows == len(table) == 40
+    assert table["s"][6] == "x" * 300000 and table["s"][7] == "short"
+    assert fits.open(io.BytesIO(data))[1].header["TFORM2"] == "300000A"
