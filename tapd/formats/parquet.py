@@ -42,8 +42,9 @@ _ARROW = {
     "double": pa.float64(),
 }
 
-#: Rows per Parquet row group (batches are gathered up to this).
+#: A Parquet row group gathers batches up to this many rows or bytes (memory stays bounded).
 ROW_GROUP_ROWS = 100_000
+ROW_GROUP_BYTES = 32 << 20
 
 
 def arrow_type(field: Field) -> pa.DataType:
@@ -124,6 +125,7 @@ class ParquetWriter(TableWriter):
         self._writer: pq.ParquetWriter | None = None
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
+        self._pending_bytes = 0
 
     def row_sql(self) -> list[str]:
         return [row_sql(self.fields)]
@@ -182,13 +184,14 @@ class ParquetWriter(TableWriter):
     def write_rows(self, out: BinaryIO, batch: Batch) -> None:
         self._pending.append(pa.RecordBatch.from_arrays(self._arrays(batch), schema=self.schema))
         self._pending_rows += batch.rows
-        if self._pending_rows >= ROW_GROUP_ROWS:
+        self._pending_bytes += self._pending[-1].nbytes
+        if self._pending_rows >= ROW_GROUP_ROWS or self._pending_bytes >= ROW_GROUP_BYTES:
             self._flush()
 
     def _flush(self) -> None:
         if self._pending and self._writer is not None:
             self._writer.write_table(pa.Table.from_batches(self._pending, schema=self.schema))
-        self._pending, self._pending_rows = [], 0
+        self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
 
     def end(self, out: BinaryIO, *, overflow: bool) -> None:
         self._flush()
