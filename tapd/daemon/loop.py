@@ -216,6 +216,8 @@ class RunnerDaemon:
 
     def _finish(self) -> None:
         if self.store is not None:
+            self._guarded(self._flush_pending_ends)
+        if self.store is not None:
             with contextlib.suppress(psycopg.Error):
                 self.store.unregister_runner(self.instance)
         if self.conn is not None:
