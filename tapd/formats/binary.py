@@ -58,7 +58,7 @@ def _element(datatype: str, x: str, with_magic: bool) -> tuple[str, int, bytes]:
 
 def _utf16(x: str) -> str:
     """UTF-16BE bytes of text: ASCII by a fast path, anything else character by character."""
-    hex_digits = f"encode(convert_to({x}, 'UTF8'), 'hex')"
+    hex_digits = f"encode(textsend({x}), 'hex')"
     ascii_path = f"decode(regexp_replace({hex_digits}, '(..)', '00\\1', 'g'), 'hex')"
     unit = (
         "CASE WHEN cp > 65535 THEN substring(int4send(55296 + ((cp - 65536) >> 10)) from 3)"
@@ -79,7 +79,8 @@ def _text(cell: Cell) -> str:
     unit = 2 if cell.datatype == "unicodeChar" else 1
     if cell.limit is not None:
         x = f"left({x}, {cell.limit})"
-    data = _utf16(x) if unit == 2 else f"convert_to({ascii_only(x)}, 'UTF8')"
+    # textsend: the text's bytes in the client encoding, which the writer set to UTF8
+    data = _utf16(x) if unit == 2 else f"textsend({ascii_only(x)})"
     if cell.fixed is not None:
         width = cell.fixed * unit
         zeros = sql_bytes(bytes(width))
@@ -141,7 +142,11 @@ def null_flags(cells: Sequence[Cell]) -> list[str]:
     for start in range(0, len(cells), 8):
         group = cells[start : start + 8]
         bits = " + ".join(f"({cell.ref} IS NULL)::int * {128 >> i}" for i, cell in enumerate(group))
-        flags.append(f"set_byte('\\x00'::bytea, 0, {bits})")
+        any_null = " OR ".join(f"{cell.ref} IS NULL" for cell in group)
+        # most rows have no NULL: test that first, build the byte only when needed
+        flags.append(
+            f"CASE WHEN {any_null} THEN set_byte('\\x00'::bytea, 0, {bits}) ELSE '\\x00'::bytea END"
+        )
     return flags
 
 

@@ -92,7 +92,7 @@ class Field:
 
     def _text_bytes(self) -> str:
         x = self.cell.ref
-        return f"convert_to({ascii_only(x) if self.ascii else x}, 'UTF8')"
+        return f"textsend({ascii_only(x) if self.ascii else x})"  # client encoding: UTF8
 
     def count_sql(self) -> str:
         """SQL counting the elements of a variable field (NULL: 0)."""
