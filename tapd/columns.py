@@ -14,7 +14,8 @@ class ColumnMeta:
     """One output column of a query result."""
 
     name: str
-    datatype: str  # VOTable datatype: boolean, short, int, long, float, double, char, unicodeChar, unsignedByte
+    # VOTable datatype: boolean, short, int, long, float, double, char, unicodeChar, unsignedByte
+    datatype: str
     arraysize: str | None = None  # None for scalars; "*", "n", "n*"
     xtype: str | None = None  # DALI xtype: timestamp, point, circle, polygon, ...
     unit: str | None = None

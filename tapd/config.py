@@ -37,47 +37,232 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     # [database]
-    Setting("database", "dsn", str, "dbname=tapd", "libpq connection string of the job store and catalog"),
+    Setting(
+        "database",
+        "dsn",
+        str,
+        "dbname=tapd",
+        "libpq connection string of the job store and catalog",
+    ),
     Setting("database", "schema", str, "tapd", "PostgreSQL schema holding tapd's job tables"),
-    Setting("database", "query_role", str, "tapd_query", "role that user queries run as (SELECT on published tables only)"),
-    Setting("database", "query_dsn", str, "", "connection string for user queries; empty: dsn plus SET ROLE query_role"),
+    Setting(
+        "database",
+        "query_role",
+        str,
+        "tapd_query",
+        "role that user queries run as (SELECT on published tables only)",
+    ),
+    Setting(
+        "database",
+        "query_dsn",
+        str,
+        "",
+        "connection string for user queries; empty: dsn plus SET ROLE query_role",
+    ),
     # [runner]
-    Setting("runner", "jobs_dir", str, "/var/lib/tapd/jobs", "directory holding one sub-directory per job"),
+    Setting(
+        "runner",
+        "jobs_dir",
+        str,
+        "/var/lib/tapd/jobs",
+        "directory holding one sub-directory per job",
+    ),
     Setting("runner", "max_jobs", int, 4, "jobs this daemon runs at once", minimum=1),
-    Setting("runner", "poll_interval", float, 2.0, "seconds between queue polls (NOTIFY is only a hint)", minimum=0.05),
-    Setting("runner", "heartbeat_interval", float, 5.0, "seconds between runner heartbeats", minimum=0.1),
-    Setting("runner", "heartbeat_timeout", float, 30.0, "seconds without heartbeat after which a daemon counts as dead", minimum=1),
-    Setting("runner", "shutdown_grace", float, 20.0, "seconds running jobs get to finish when the daemon stops", minimum=0),
-    Setting("runner", "shutdown_policy", str, "abort", "what happens to jobs still running after the grace period", choices=("abort", "requeue")),
-    Setting("runner", "fetch_batch_rows", int, 10000, "rows fetched per batch from the server-side cursor", minimum=1),
-    Setting("runner", "sweep_interval", float, 30.0, "seconds between sweeps that destroy jobs past their destruction time", minimum=0.1),
+    Setting(
+        "runner",
+        "poll_interval",
+        float,
+        2.0,
+        "seconds between queue polls (NOTIFY is only a hint)",
+        minimum=0.05,
+    ),
+    Setting(
+        "runner", "heartbeat_interval", float, 5.0, "seconds between runner heartbeats", minimum=0.1
+    ),
+    Setting(
+        "runner",
+        "heartbeat_timeout",
+        float,
+        30.0,
+        "seconds without heartbeat after which a daemon counts as dead",
+        minimum=1,
+    ),
+    Setting(
+        "runner",
+        "shutdown_grace",
+        float,
+        20.0,
+        "seconds running jobs get to finish when the daemon stops",
+        minimum=0,
+    ),
+    Setting(
+        "runner",
+        "shutdown_policy",
+        str,
+        "abort",
+        "what happens to jobs still running after the grace period",
+        choices=("abort", "requeue"),
+    ),
+    Setting(
+        "runner",
+        "fetch_batch_rows",
+        int,
+        10000,
+        "rows fetched per batch from the server-side cursor",
+        minimum=1,
+    ),
+    Setting(
+        "runner",
+        "sweep_interval",
+        float,
+        30.0,
+        "seconds between sweeps that destroy jobs past their destruction time",
+        minimum=0.1,
+    ),
     # [limits]
-    Setting("limits", "execution_duration_default", int, 600, "executionDuration of a new job, seconds", minimum=1),
-    Setting("limits", "execution_duration_max", int, 3600, "largest executionDuration a client may set, seconds", minimum=1),
-    Setting("limits", "sync_execution_duration", int, 60, "time limit of a synchronous query, seconds", minimum=1),
-    Setting("limits", "destruction_default", int, 7 * 86400, "seconds from creation to destruction of a job", minimum=60),
-    Setting("limits", "destruction_max", int, 30 * 86400, "latest destruction a client may set, seconds after creation", minimum=60),
-    Setting("limits", "maxrec_default", int, 100000, "rows returned when the client gives no MAXREC", minimum=0),
+    Setting(
+        "limits",
+        "execution_duration_default",
+        int,
+        600,
+        "executionDuration of a new job, seconds",
+        minimum=1,
+    ),
+    Setting(
+        "limits",
+        "execution_duration_max",
+        int,
+        3600,
+        "largest executionDuration a client may set, seconds",
+        minimum=1,
+    ),
+    Setting(
+        "limits",
+        "sync_execution_duration",
+        int,
+        60,
+        "time limit of a synchronous query, seconds",
+        minimum=1,
+    ),
+    Setting(
+        "limits",
+        "destruction_default",
+        int,
+        7 * 86400,
+        "seconds from creation to destruction of a job",
+        minimum=60,
+    ),
+    Setting(
+        "limits",
+        "destruction_max",
+        int,
+        30 * 86400,
+        "latest destruction a client may set, seconds after creation",
+        minimum=60,
+    ),
+    Setting(
+        "limits",
+        "maxrec_default",
+        int,
+        100000,
+        "rows returned when the client gives no MAXREC",
+        minimum=0,
+    ),
     Setting("limits", "maxrec_max", int, 10000000, "largest MAXREC honoured", minimum=0),
-    Setting("limits", "upload_max_bytes", int, 20_000_000, "largest uploaded table, bytes", minimum=0),
-    Setting("limits", "upload_max_rows", int, 1_000_000, "most rows of an uploaded table", minimum=0),
-    Setting("limits", "jobs_per_owner", int, 100, "most unfinished or stored jobs per owner", minimum=1),
-    Setting("limits", "request_max_bytes", int, 50_000_000, "largest HTTP request body, bytes", minimum=1024),
+    Setting(
+        "limits", "upload_max_bytes", int, 20_000_000, "largest uploaded table, bytes", minimum=0
+    ),
+    Setting(
+        "limits", "upload_max_rows", int, 1_000_000, "most rows of an uploaded table", minimum=0
+    ),
+    Setting(
+        "limits", "jobs_per_owner", int, 100, "most unfinished or stored jobs per owner", minimum=1
+    ),
+    Setting(
+        "limits",
+        "request_max_bytes",
+        int,
+        50_000_000,
+        "largest HTTP request body, bytes",
+        minimum=1024,
+    ),
     # [http]
     Setting("http", "host", str, "127.0.0.1", "address the HTTP service binds to"),
     Setting("http", "port", int, 8080, "port the HTTP service binds to", minimum=0),
     Setting("http", "base_path", str, "/tap", "URL path of the TAP service"),
-    Setting("http", "public_url", str, "", "externally visible base URL (behind a proxy); empty: derived from requests"),
-    Setting("http", "wait_max", int, 8, "longest a WAIT request blocks, seconds (keep below clients' 10 s timeouts)", minimum=0),
-    Setting("http", "pool_size", int, 10, "database connections of the HTTP service: sync_slots for /sync, the rest (at least 2) for job control", minimum=2),
-    Setting("http", "sync_slots", int, 4, "synchronous queries run at once (each holds one connection)", minimum=1),
-    Setting("http", "owner_header", str, "", "request header naming the authenticated user, set by a trusted reverse proxy that also removes it from client requests; empty: all jobs anonymous"),
-    Setting("http", "upload_url_allow", list, [], "URL prefixes that UPLOAD may fetch from (empty: URL uploads off)"),
+    Setting(
+        "http",
+        "public_url",
+        str,
+        "",
+        "externally visible base URL (behind a proxy); empty: derived from requests",
+    ),
+    Setting(
+        "http",
+        "wait_max",
+        int,
+        8,
+        "longest a WAIT request blocks, seconds (keep below clients' 10 s timeouts)",
+        minimum=0,
+    ),
+    Setting(
+        "http",
+        "pool_size",
+        int,
+        10,
+        "database connections of the HTTP service:"
+        " sync_slots for /sync, the rest (at least 2) for job control",
+        minimum=2,
+    ),
+    Setting(
+        "http",
+        "sync_slots",
+        int,
+        4,
+        "synchronous queries run at once (each holds one connection)",
+        minimum=1,
+    ),
+    Setting(
+        "http",
+        "owner_header",
+        str,
+        "",
+        "request header naming the authenticated user, set by a trusted reverse proxy"
+        " that also removes it from client requests; empty: all jobs anonymous",
+    ),
+    Setting(
+        "http",
+        "upload_url_allow",
+        list,
+        [],
+        "URL prefixes that UPLOAD may fetch from (empty: URL uploads off)",
+    ),
     # [adql]
-    Setting("adql", "udfs", list, [], "user-defined function signatures accepted in ADQL, e.g. 'ivo_hasword(a VARCHAR, b VARCHAR) -> INTEGER'"),
+    Setting(
+        "adql",
+        "udfs",
+        list,
+        [],
+        "user-defined function signatures accepted in ADQL,"
+        " e.g. 'ivo_hasword(a VARCHAR, b VARCHAR) -> INTEGER'",
+    ),
     # [log]
-    Setting("log", "level", str, "info", "least severe level logged", choices=("debug", "info", "warning", "error")),
-    Setting("log", "format", str, "auto", "console, json, journal, or auto (journal under systemd)", choices=("auto", "console", "json", "journal")),
+    Setting(
+        "log",
+        "level",
+        str,
+        "info",
+        "least severe level logged",
+        choices=("debug", "info", "warning", "error"),
+    ),
+    Setting(
+        "log",
+        "format",
+        str,
+        "auto",
+        "console, json, journal, or auto (journal under systemd)",
+        choices=("auto", "console", "json", "journal"),
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -127,7 +312,9 @@ def _coerce(setting: Setting, value: Any, where: str) -> Any:
             f"{where}: {key} must be {expected.__name__}, got {type(value).__name__} {value!r}"
         )
     if setting.choices and value not in setting.choices:
-        raise ConfigError(f"{where}: {key} must be one of {', '.join(setting.choices)}, got {value!r}")
+        raise ConfigError(
+            f"{where}: {key} must be one of {', '.join(setting.choices)}, got {value!r}"
+        )
     if setting.minimum is not None and isinstance(value, int | float) and value < setting.minimum:
         raise ConfigError(f"{where}: {key} must be at least {setting.minimum:g}, got {value!r}")
     return value
@@ -157,14 +344,14 @@ def parse_toml(text: str, where: str) -> dict[str, Any]:
         for name, value in table.items():
             setting = _setting(name, where)
             if setting.section != section:
-                raise ConfigError(f"{where}: {name!r} belongs in [{setting.section}], not [{section}]")
+                raise ConfigError(
+                    f"{where}: {name!r} belongs in [{setting.section}], not [{section}]"
+                )
             values[name] = _coerce(setting, value, where)
     return values
 
 
-def load_config(
-    path: Path | None = None, environ: Mapping[str, str] | None = None
-) -> Config:
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Defaults, then the file (``path`` or /etc/tapd/tapd.toml if present), then TAPD_*."""
     environ = os.environ if environ is None else environ
     values = {s.name: s.default for s in SETTINGS}
@@ -180,7 +367,11 @@ def load_config(
         values.update(parse_toml(text, str(file)))
         sources.append(str(file))
     for key, text in environ.items():
-        if not key.startswith("TAPD_") or key in NON_SETTING_VARIABLES or key.startswith("TAPD_TEST"):
+        if (
+            not key.startswith("TAPD_")
+            or key in NON_SETTING_VARIABLES
+            or key.startswith("TAPD_TEST")
+        ):
             continue
         name = key[5:].lower()
         setting = _setting(name, f"environment variable {key}")
@@ -191,8 +382,11 @@ def load_config(
 
 def default_config_text() -> str:
     """A commented TOML file listing every setting with its default (for /etc/tapd)."""
-    lines = ["# tapd configuration. Every setting is shown with its default, commented out.",
-             "# Environment variables TAPD_<NAME> (e.g. TAPD_DSN) override this file.", ""]
+    lines = [
+        "# tapd configuration. Every setting is shown with its default, commented out.",
+        "# Environment variables TAPD_<NAME> (e.g. TAPD_DSN) override this file.",
+        "",
+    ]
     section = None
     for s in SETTINGS:
         if s.section != section:

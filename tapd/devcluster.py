@@ -98,8 +98,10 @@ class DevCluster:
             os.chmod(self.base_dir, 0o755)
         self._run(
             str(self.bindir / "initdb"),
-            "-D", str(self.data_dir),
-            "-U", self.superuser,
+            "-D",
+            str(self.data_dir),
+            "-U",
+            self.superuser,
             "--auth=trust",
             "--encoding=UTF8",
             "--locale=C",
@@ -122,9 +124,12 @@ class DevCluster:
         ]
         self._run(
             str(self.bindir / "pg_ctl"),
-            "-D", str(self.data_dir),
-            "-l", str(self.log_file),
-            "-o", " ".join(options),
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-o",
+            " ".join(options),
             "-w",
             "start",
         )
@@ -138,12 +143,18 @@ class DevCluster:
                 "SELECT 1 FROM pg_database WHERE datname = %s", (self.dbname,)
             ).fetchone()
             if not exists:
-                conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(self.dbname)))
+                conn.execute(
+                    psycopg.sql.SQL("CREATE DATABASE {}").format(
+                        psycopg.sql.Identifier(self.dbname)
+                    )
+                )
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (``fast`` disconnects clients, ``immediate`` simulates a crash)."""
         if (self.data_dir / "postmaster.pid").exists():
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop")
+            self._run(
+                str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop"
+            )
 
     def restart(self) -> None:
         self.stop()

@@ -70,6 +70,8 @@ def install_pgsphere(conn: psycopg.Connection, schema: str = "public") -> str:
         pass
     script = find_install_script()
     with conn.transaction():
-        conn.execute(psycopg.sql.SQL("SET LOCAL search_path TO {}").format(psycopg.sql.Identifier(schema)))
+        conn.execute(
+            psycopg.sql.SQL("SET LOCAL search_path TO {}").format(psycopg.sql.Identifier(schema))
+        )
         conn.execute(patched_install_sql(script).encode())
     return "script"

@@ -5,12 +5,10 @@ import psycopg
 
 def test_fresh_database_has_working_pgsphere(dsn: str) -> None:
     with psycopg.connect(dsn) as conn:
-        inside = conn.execute(
-            "SELECT spoint(radians(10), radians(20)) <@ scircle(spoint(radians(10.5), radians(20)), radians(1))"
-        ).fetchone()
-        outside = conn.execute(
-            "SELECT spoint(radians(10), radians(20)) <@ scircle(spoint(radians(15), radians(20)), radians(1))"
-        ).fetchone()
+        cone = "scircle(spoint(radians(%s), radians(20)), radians(1))"
+        point = "spoint(radians(10), radians(20))"
+        inside = conn.execute(f"SELECT {point} <@ {cone % 10.5}").fetchone()
+        outside = conn.execute(f"SELECT {point} <@ {cone % 15}").fetchone()
     assert inside == (True,)
     assert outside == (False,)
 

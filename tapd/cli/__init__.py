@@ -26,9 +26,13 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tapd", description="TAP job runner for astronomical archives")
+    parser = argparse.ArgumentParser(
+        prog="tapd", description="TAP job runner for astronomical archives"
+    )
     parser.add_argument("--version", action="version", version=f"tapd {__version__}")
-    parser.add_argument("--config", metavar="FILE", help="configuration file (default /etc/tapd/tapd.toml)")
+    parser.add_argument(
+        "--config", metavar="FILE", help="configuration file (default /etc/tapd/tapd.toml)"
+    )
     parser.add_argument("--dsn", help="PostgreSQL connection string (overrides the configuration)")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     parser.add_argument("--log-format", choices=("auto", "console", "json", "journal"))
