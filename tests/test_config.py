@@ -38,7 +38,7 @@ def test_tapd_config_variable_names_the_file(tmp_path: Path) -> None:
         ("[runner]\nmax_jobz = 3\n", "unknown setting 'max_jobz'"),
         ('[runner]\nmax_jobs = "four"\n', "runner.max_jobs must be int, got str 'four'"),
         ("[runner]\nmax_jobs = 0\n", "runner.max_jobs must be at least 1, got 0"),
-        ('[database]\nmax_jobs = 3\n', "'max_jobs' belongs in [runner], not [database]"),
+        ("[database]\nmax_jobs = 3\n", "'max_jobs' belongs in [runner], not [database]"),
         ('[log]\nlevel = "loud"\n', "log.level must be one of debug, info, warning, error"),
         ("max_jobs = 3\n", "'max_jobs' must be a [section]"),
         ("[runner\n", "not valid TOML"),
@@ -63,15 +63,14 @@ def test_unknown_or_malformed_environment_variable_is_refused() -> None:
 
 
 def test_unreadable_file_is_one_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read configuration .*missing.toml"):
+    with pytest.raises(ConfigError, match=r"cannot read configuration .*missing\.toml"):
         load_config(path=tmp_path / "missing.toml", environ={})
 
 
 def test_default_file_lists_every_setting_and_parses_when_uncommented() -> None:
     text = default_config_text()
     uncommented = "\n".join(
-        line[1:] if line.startswith("#") and " = " in line else line
-        for line in text.splitlines()
+        line[1:] if line.startswith("#") and " = " in line else line for line in text.splitlines()
     )
     document = tomllib.loads(uncommented)
     listed = {(section, name) for section, table in document.items() for name in table}
