@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 
 from tapd.config import Config
 from tapd.errors import TapdError
@@ -29,6 +29,7 @@ from tapd.store.jobdir import ERROR_DOCUMENT, RESULT_ID, TEMP_PREFIX, ensure_job
 from tapd.store.jobs import ErrorSummary, Job, ResultEntry
 from tapd.store.phases import JobPhase
 from tapd.tap_parameters import TapRequest, parse_tap_parameters
+from tapd.watchdog import watchdog
 
 log = get_logger()
 
@@ -131,7 +132,12 @@ def query_transaction(
     search_path: str,
 ) -> Iterator[None]:
     """A read-only transaction under ``query_role`` with ``statement_timeout``
-    (seconds; None or 0: none) and a bare search_path, set in one round trip."""
+    (seconds; None or 0: none) and a bare search_path.
+
+    On an idle autocommit connection BEGIN and the settings go in one round
+    trip (psycopg's ``transaction()`` sends BEGIN on its own), and the
+    transaction ends with COMMIT, or ROLLBACK on any exception.
+    """
     statements: list[sql.Composable] = [sql.SQL("SET TRANSACTION READ ONLY")]
     if query_role:
         statements.append(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(query_role)))
@@ -140,9 +146,21 @@ def query_transaction(
         statements.append(sql.SQL("SET LOCAL statement_timeout = {}").format(milliseconds))
     path = sql.Identifier(search_path) if search_path else sql.Literal("")
     statements.append(sql.SQL("SET LOCAL search_path = {}").format(path))
-    with conn.transaction():
-        conn.execute(sql.SQL("; ").join(statements))
+    settings = sql.SQL("; ").join(statements)
+    if not conn.autocommit or conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        with conn.transaction():
+            conn.execute(settings)
+            yield
+        return
+    try:
+        conn.execute(sql.SQL("BEGIN; {}").format(settings))
         yield
+    except BaseException:
+        if not conn.closed and not conn.broken:
+            with contextlib.suppress(psycopg.Error):
+                conn.rollback()
+        raise
+    conn.commit()
 
 
 def load_job_catalog(conn: psycopg.Connection[Any]) -> Any:
@@ -413,10 +431,7 @@ def run_sync(
     fmt = formats.resolve_format(request.format_name)
     uploads = load_request_uploads(conn, request, config, resolve_part or _no_inline_parts, role)
     timed_out = threading.Event()
-    timer = threading.Timer(limit, _cancel_quietly, args=(conn, timed_out)) if limit else None
-    if timer is not None:
-        timer.daemon = True
-        timer.start()
+    alarm = watchdog().arm(limit, lambda: _cancel_quietly(conn, timed_out)) if limit else None
     try:
         query_catalog = catalog if catalog is not None else load_job_catalog(conn)
         if uploads:
@@ -445,8 +460,8 @@ def run_sync(
             raise
         raise QueryFailed(failure_message(exc), exc.sqlstate) from None
     finally:
-        if timer is not None:
-            timer.cancel()
+        if alarm is not None:
+            alarm.disarm()  # returns once no cancel can reach the connection any more
         if uploads and not conn.closed and not conn.broken:
             from tapd.uploads import drop_uploads
 
