@@ -24,7 +24,9 @@ reading early is cancelled.
 from __future__ import annotations
 
 import ctypes
+import functools
 import select
+import threading
 import weakref
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -119,8 +121,9 @@ def gather(
     return picked
 
 
+@functools.cache
 def _getline_function() -> Any:
-    """libpq's ``PQgetlineAsync`` through psycopg's own ctypes handle, or None."""
+    """libpq's ``PQgetlineAsync`` through psycopg's own ctypes handle, or None (built once)."""
     if pq.__impl__ != "python":
         return None  # psycopg's C binding may bundle another libpq: use its own calls
     try:
@@ -134,6 +137,24 @@ def _getline_function() -> Any:
     function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
     function.restype = ctypes.c_int
     return function
+
+
+_spare = threading.local()
+
+
+def _take_buffer(size: int) -> bytearray:
+    """A read buffer of ``size`` bytes: this thread's spare one if it has one (zeroing a
+    new megabyte costs more than a small query's whole COPY)."""
+    buffer: bytearray | None = getattr(_spare, "buffer", None)
+    if buffer is not None and len(buffer) == size:
+        _spare.buffer = None
+        return buffer
+    return bytearray(size)
+
+
+def _give_back_buffer(buffer: bytearray) -> None:
+    """Keep ``buffer`` for this thread's next COPY (batches hold copies of its bytes)."""
+    _spare.buffer = buffer
 
 
 def _binary_rows(buffer: bytes, starts: list[int], end: int, first: bool) -> Batch:
@@ -259,7 +280,7 @@ class CopyOut:
     def _read(self, getline: Any) -> Iterator[Batch]:
         handle = ctypes.c_void_p(self._pgconn.pgconn_ptr)  # type: ignore[attr-defined]
         capacity = self._batch_bytes + (256 << 10)
-        buffer = bytearray(capacity)
+        buffer = _take_buffer(capacity)
         address = ctypes.addressof(ctypes.c_char.from_buffer(buffer))
         full = capacity - (256 << 10)
         limit = self._batch_rows
@@ -303,6 +324,8 @@ class CopyOut:
             offset = starts.pop()  # the trailer is no row
         if starts:
             yield self._batch(buffer, offset, starts, first)
+        if capacity == self._batch_bytes + (256 << 10):  # not one grown for a long row
+            _give_back_buffer(buffer)
 
     def _read_portably(self) -> Iterator[Batch]:
         """The same through psycopg's ``get_copy_data`` (fast when psycopg's C binding is used)."""

@@ -57,35 +57,68 @@ def bind_parameters(conn: psycopg.Connection[Any], sql: str, params: Sequence[An
     return psycopg.ClientCursor(conn).mogrify(sql, params)
 
 
-def apply_output_settings(conn: psycopg.Connection[Any]) -> None:
-    """Fix the settings that change how values print, for this transaction only."""
+def output_settings_sql() -> str:
+    """A statement fixing the settings that change how values print, for this transaction only."""
     assignments = ", ".join(
         f"set_config({sql_string(name)}, {sql_string(value)}, true)"
         for name, value in OUTPUT_SETTINGS.items()
     )
-    conn.execute(f"SELECT {assignments}")
+    return f"SELECT {assignments}"
+
+
+def apply_output_settings(conn: psycopg.Connection[Any]) -> None:
+    """Fix the output settings for this transaction (``describe`` does it too)."""
+    conn.execute(output_settings_sql())
+
+
+#: Type names by (database, oid), as format_type() prints them; built-in types (oid below
+#: FirstNormalObjectId) have the same oid and name in every database.
+_type_names: dict[tuple[str, int], str] = {}
+_FIRST_NORMAL_OID = 16384
+
+
+def _database_key(conn: psycopg.Connection[Any]) -> str:
+    return f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
+
+
+def type_names(conn: psycopg.Connection[Any], oids: Sequence[int]) -> list[str]:
+    """format_type() of each type oid; asks the database only for oids not seen before."""
+    database = _database_key(conn)
+
+    def key(oid: int) -> tuple[str, int]:
+        return ("", oid) if oid < _FIRST_NORMAL_OID else (database, oid)
+
+    missing = sorted({oid for oid in oids if key(oid) not in _type_names})
+    if missing:
+        rows = conn.execute(
+            "SELECT oid::int8, format_type(oid, NULL) FROM pg_type WHERE oid = ANY(%s::oid[])",
+            (missing,),
+        ).fetchall()
+        for oid, name in rows:
+            _type_names[key(int(oid))] = name
+    return [_type_names[key(oid)] for oid in oids]
 
 
 def describe(
     conn: psycopg.Connection[Any],
-    sql: str,
-    params: Sequence[Any] | None,
+    bound_sql: str,
     columns: Sequence[ColumnMeta],
 ) -> tuple[Cell, ...]:
-    """The writers' view of each result column (needs the types PostgreSQL returns)."""
+    """The writers' view of each result column (needs the types PostgreSQL returns).
+
+    ``bound_sql`` has its parameters inlined (``bind_parameters``). The same
+    round trip fixes the transaction's output settings (``output_settings_sql``).
+    """
+    query = f"SELECT * FROM (\n{_strip_statement(bound_sql)}\n) AS q LIMIT 0"
     with conn.cursor() as cur:
-        cur.execute(f"SELECT * FROM (\n{_strip_statement(sql)}\n) AS q LIMIT 0", params)
+        cur.execute(f"{output_settings_sql()};\n{query}")  # no parameters: one simple query
+        cur.nextset()
         oids = [column.type_code for column in cur.description or ()]
-        cur.execute(
-            "SELECT oid::int8, format_type(oid, NULL) FROM pg_type WHERE oid = ANY(%s::oid[])",
-            (oids,),
-        )
-        names = {int(oid): name for oid, name in cur.fetchall()}
     if len(oids) != len(columns):
         raise ValueError(f"the query returns {len(oids)} columns but {len(columns)} are described")
+    names = type_names(conn, oids)
     return tuple(
-        classify(i, meta, names[oid])
-        for i, (meta, oid) in enumerate(zip(columns, oids, strict=True))
+        classify(i, meta, name) for i, (meta, name) in enumerate(zip(columns, names, strict=True))
     )
 
 

@@ -23,7 +23,7 @@ from tapd.columns import ColumnMeta
 from tapd.formats.base import Infos, TableWriter, error_message
 from tapd.formats.cells import Cell
 from tapd.formats.copyout import CopyOut
-from tapd.formats.query import apply_output_settings, bind_parameters, copy_statement, describe
+from tapd.formats.query import bind_parameters, copy_statement, describe
 from tapd.formats.registry import ResultFormat
 
 
@@ -94,11 +94,11 @@ def write_result(
     Errors before any output raise with nothing written; errors after raise
     too, once the writer has ended its document as well as the format allows.
     """
-    apply_output_settings(conn)
-    cells = describe(conn, sql, params, columns)
+    bound_sql = bind_parameters(conn, sql, params)
+    cells = describe(conn, bound_sql, columns)  # also fixes the output settings
     writer = make_writer(fmt, cells, infos)
     statement = copy_statement(
-        bind_parameters(conn, sql, params),
+        bound_sql,
         cells,
         writer.row_sql(),
         writer.copy_options,
