@@ -1,13 +1,15 @@
 """The IVOA ADQL conformance cases (lyonetia): valid ones parse, invalid ones are refused.
 
-The cases are read from ../shared/reference/adql-cases (GPL-3.0, not copied
-into tapd); the test is skipped when that file is absent. There are no
+The cases are read from ``shared/reference/adql-cases`` beside the checkout (or
+any folder above it), or from the file named by ``TAPD_ADQL_CASES``
+(GPL-3.0, not copied into tapd); the test is skipped when the file is absent. There are no
 exceptions: every case is judged as the suite expects.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -16,13 +18,20 @@ import pytest
 
 from tapd.adql import AdqlError, parse_adql
 
-CASES_FILE = (
-    Path(__file__).resolve().parents[3]
-    / "shared"
-    / "reference"
-    / "adql-cases"
-    / "ivoa-lyonetia.json"
-)
+CASES_PATH = Path("shared", "reference", "adql-cases", "ivoa-lyonetia.json")
+
+
+def _find_cases_file() -> Path:
+    if os.environ.get("TAPD_ADQL_CASES"):
+        return Path(os.environ["TAPD_ADQL_CASES"])
+    checkout = Path(__file__).resolve().parents[2]
+    for folder in checkout.parents:
+        if (folder / CASES_PATH).exists():
+            return folder / CASES_PATH
+    return checkout.parent / CASES_PATH
+
+
+CASES_FILE = _find_cases_file()
 
 #: Case ids whose expected verdict tapd deliberately does not follow (none).
 EXCEPTIONS: dict[str, str] = {}
