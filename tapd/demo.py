@@ -3,9 +3,11 @@
 A throwaway PostgreSQL with pgsphere (``DevCluster``), tapd's tables and
 TAP_SCHEMA, a sample catalog ``demo.stars`` (positions as ra/dec and a
 pgsphere ``spoint`` with a GiST index, magnitudes, names), one runner daemon
-(``tapd run``, its own process), and the HTTP service in this process. Runs
-until Ctrl-C (or SIGTERM), then stops the daemon and PostgreSQL and deletes
-every file it made.
+(``tapd run``, its own process), and the HTTP service in this process. Once
+it listens, one example job goes the whole way (HTTP -> job store -> daemon ->
+result, ``tapd.demo_client``) and its result is printed. Runs until Ctrl-C
+(or SIGTERM), then stops the daemon and PostgreSQL and deletes every file it
+made.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -162,8 +167,25 @@ def banner(url: str, rows: int, workdir: Path) -> str:
     )
 
 
+def announce(url: str, rows: int, workdir: Path) -> None:
+    """Once the service listens: run the example job (in a thread, the server
+    must keep serving it), then print how to use the service."""
+
+    def example_then_banner() -> None:
+        from tapd.demo_client import describe, run_example_job
+
+        try:
+            print("\n" + describe(run_example_job(url)), flush=True)
+        except OSError as exc:
+            print(f"\nThe example job could not be run: {exc}", flush=True)
+        print(banner(url, rows, workdir), flush=True)
+
+    threading.Thread(target=example_then_banner, name="demo-example", daemon=True).start()
+
+
 def run_demo(base: Config, *, port: int = 8080, rows: int = 100_000) -> int:
-    """Start everything, serve until interrupted, clean up. Returns the exit status."""
+    """Start everything, run one example job, serve until interrupted, clean up.
+    Returns the exit status."""
     from tapd.devcluster import ClusterError, DevCluster
     from tapd.http.server import run_server
 
@@ -184,7 +206,7 @@ def run_demo(base: Config, *, port: int = 8080, rows: int = 100_000) -> int:
         prepare_database(cluster.dsn, config, rows)
         print("Starting a runner daemon ...", flush=True)
         daemon = start_daemon(config, workdir)
-        run_server(config, on_ready=lambda url: print(banner(url, rows, workdir), flush=True))
+        run_server(config, on_ready=lambda url: announce(url, rows, workdir))
         print("\nStopping ...", flush=True)
     finally:
         if daemon is not None:
@@ -196,8 +218,10 @@ def run_demo(base: Config, *, port: int = 8080, rows: int = 100_000) -> int:
     return 0
 
 
-def start_daemon(config: Config, workdir: Path) -> subprocess.Popen[bytes]:
-    """``tapd run`` for the demo, in its own session (Ctrl-C is ours to pass on)."""
+def start_daemon(config: Config, workdir: Path, timeout: float = 120) -> subprocess.Popen[bytes]:
+    """``tapd run`` for the demo, in its own session (Ctrl-C is ours to pass on),
+    returned once it told us READY=1 on a notify socket, as it tells systemd."""
+    notify_path = workdir / "daemon.notify"
     env = {
         **os.environ,
         "TAPD_CONFIG": str(workdir / "tapd.toml"),
@@ -205,8 +229,23 @@ def start_daemon(config: Config, workdir: Path) -> subprocess.Popen[bytes]:
         "TAPD_JOBS_DIR": str(config.jobs_dir),
         "TAPD_LEVEL": str(config.level),
         "TAPD_FORMAT": str(config.format),
+        "NOTIFY_SOCKET": str(notify_path),
     }
-    return subprocess.Popen([sys.executable, "-m", "tapd", "run"], env=env, start_new_session=True)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(notify_path))
+        notify.settimeout(1.0)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tapd", "run"], env=env, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                if b"READY=1" in notify.recv(4096).split(b"\n"):
+                    return process
+            if process.poll() is not None:
+                raise DemoError(f"the runner daemon exited with status {process.returncode}")
+        stop_process(process)
+        raise DemoError(f"the runner daemon was not ready within {timeout:g} s")
 
 
 def stop_process(process: subprocess.Popen[bytes], grace: float = 30.0) -> None:
