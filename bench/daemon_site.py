@@ -4,6 +4,10 @@ Shared by ``bench/daemon_latency.py`` and ``bench/daemon_throughput.py``.
 The pgbench floor runs one claim transaction (the daemon's own ``claim_jobs``
 statement from ``tapd/store/queries.sql``) against a copy of the job table
 filled with queued jobs, so it measures what PostgreSQL alone can do per claim.
+The design floor (``design_floor``, ``bench/daemon_floor.py``) adds what the
+daemon's design costs per job on top: a forked warm child and a new backend.
+CPU is counted per process tree (``tree_cpu``): on a shared 2-core machine the
+CPU a job costs is steadier than the wall time it takes.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,43 @@ from tapd.store import JobStore, initialise_schema, phase_channel
 from tapd.store.queries import schema_queries
 
 TRIVIAL_QUERY = "SELECT TOP 1 x FROM public.numbers"
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str]:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of ``pid``, its reaped children and its live children."""
+    fields = _stat_fields(pid)
+    total = sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                child = _stat_fields(int(entry.name))
+                if int(child[1]) == pid:
+                    total += sum(int(x) for x in child[11:15])
+    return total / _TICKS
+
+
+@dataclass(frozen=True)
+class CpuPerJob:
+    """Milliseconds of CPU per job: tapd's processes (or the floor's) and PostgreSQL's."""
+
+    client: float
+    server: float
+
+    @property
+    def total(self) -> float:
+        return self.client + self.server
+
+    def __str__(self) -> str:
+        return (
+            f"{self.total:.1f} ms CPU/job ({self.client:.1f} runner processes,"
+            f" {self.server:.1f} PostgreSQL)"
+        )
 
 
 @contextlib.contextmanager
@@ -89,6 +131,10 @@ class Site:
                 process.send_signal(signal.SIGTERM)
                 process.wait(60)
 
+    @property
+    def postmaster_pid(self) -> int:
+        return postmaster_pid(self.cluster)
+
     def submit(self, store: JobStore, query: str = TRIVIAL_QUERY) -> str:
         job = store.create_job(
             {"LANG": "ADQL", "QUERY": query}, execution_duration=60, destruction=None, queue=True
@@ -118,9 +164,17 @@ class PhaseListener:
         self.conn.close()
 
 
-def pgbench_claim_rate(cluster: DevCluster, clients: int, seconds: float = 5.0) -> float:
+def postmaster_pid(cluster: DevCluster) -> int:
+    return int((cluster.data_dir / "postmaster.pid").read_text().split()[0])
+
+
+def pgbench_claim(
+    cluster: DevCluster, clients: int, *, new_connection: bool = False, seconds: float = 5.0
+) -> tuple[float, CpuPerJob]:
     """Transactions per second of pgbench running one claim per transaction
-    against a job table full of queued jobs, in a database of its own."""
+    against a job table full of queued jobs, in a database of its own, and the
+    CPU per transaction (pgbench's, the server's). ``new_connection``: a new
+    connection (backend) per transaction (``pgbench -C``)."""
     with psycopg.connect(cluster.admin_dsn(), autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS pgbench_floor")
         conn.execute("CREATE DATABASE pgbench_floor")
@@ -134,13 +188,17 @@ def pgbench_claim_rate(cluster: DevCluster, clients: int, seconds: float = 5.0) 
         )
         conn.execute("VACUUM ANALYZE tapd.jobs")
     claim = schema_queries("tapd")["claim_jobs"].decode()
-    claim = re.sub(r"%\((\w+)\)s", lambda m: {"limit": "1"}.get(m[1], "'pgbench'"), claim)
+    values = {"limit": "1", "instance": "'pgbench'", "host": "'pgbench'"}
+    claim = re.sub(r"%\((\w+)\)s", lambda m: values.get(m[1], "NULL"), claim)
     script = cluster.base_dir / "claim.sql"
     script.write_text(claim + ";\n")
+    server_before = tree_cpu(postmaster_pid(cluster))
+    before = os.times()
     done = subprocess.run(
         [
             str(cluster.bindir / "pgbench"),
             "-n",
+            *(["-C"] if new_connection else []),
             "-f",
             str(script),
             "-c",
@@ -161,6 +219,50 @@ def pgbench_claim_rate(cluster: DevCluster, clients: int, seconds: float = 5.0) 
         text=True,
         check=True,
     )
+    after = os.times()
+    server = tree_cpu(postmaster_pid(cluster)) - server_before
+    client = after.children_user + after.children_system
+    client -= before.children_user + before.children_system
     match = re.search(r"tps = ([0-9.]+)", done.stdout)
-    assert match, done.stdout
-    return float(match.group(1))
+    count = re.search(r"number of transactions actually processed: (\d+)", done.stdout)
+    assert match and count, done.stdout
+    transactions = int(count.group(1))
+    return float(match.group(1)), CpuPerJob(
+        1000 * client / transactions, 1000 * server / transactions
+    )
+
+
+def pgbench_claim_rate(cluster: DevCluster, clients: int, seconds: float = 5.0) -> float:
+    """Transactions per second of pgbench running one claim per transaction
+    against a job table full of queued jobs, in a database of its own."""
+    return pgbench_claim(cluster, clients, seconds=seconds)[0]
+
+
+def design_floor(
+    site: Site, jobs: int, slots: int, *, fork_only: bool = False
+) -> tuple[float, CpuPerJob]:
+    """jobs/s and CPU per job of ``bench/daemon_floor.py``: per job a child forked
+    from a process warmed up like ``tapd run``, a new backend, claim, end, exit
+    (``fork_only``: the fork and exit alone)."""
+    from daemon_floor import fill_floor_queue
+
+    fill_floor_queue(site.dsn, jobs)
+    server_before = tree_cpu(site.postmaster_pid)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("daemon_floor.py")),
+            site.dsn,
+            "--jobs",
+            str(jobs),
+            "--slots",
+            str(slots),
+            *(["--fork-only"] if fork_only else []),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    server = tree_cpu(site.postmaster_pid) - server_before
+    rate, client_ms = (float(x) for x in done.stdout.split()[-2:])
+    return rate, CpuPerJob(client_ms, 1000 * server / jobs)

@@ -131,6 +131,22 @@ class _Timers:
     spare_backoff: float = BACKOFF_FIRST
 
 
+def warm_up_for_children() -> None:
+    """Import what children need, build the ADQL parser and its lexer before
+    forking, so each child starts warm (any of these costs more than a job)."""
+    for name in WARM_MODULES:
+        with contextlib.suppress(ImportError):
+            module = importlib.import_module(name)
+            warm_up = getattr(module, "warm_up", None)
+            if callable(warm_up):
+                warm_up()
+    with contextlib.suppress(Exception):
+        from tapd.adql import parse_adql
+
+        parse_adql("SELECT TOP 1 a AS b FROM s.t WHERE a > 1 ORDER BY 1")
+    gc.freeze()  # keep the warm heap shared copy-on-write with the children
+
+
 def exit_cause(status: int) -> tuple[int | None, int | None]:
     """(exit code, signal number) of a waitpid status."""
     if os.WIFSIGNALED(status):
@@ -486,19 +502,7 @@ class RunnerDaemon:
             log.info("job.destroyed", job_id=job_id)
 
     def _warm_up(self) -> None:
-        """Import what children need, build the ADQL parser and its lexer before
-        forking, so each child starts warm (any of these costs more than a job)."""
-        for name in WARM_MODULES:
-            with contextlib.suppress(ImportError):
-                module = importlib.import_module(name)
-                warm_up = getattr(module, "warm_up", None)
-                if callable(warm_up):
-                    warm_up()
-        with contextlib.suppress(Exception):
-            from tapd.adql import parse_adql
-
-            parse_adql("SELECT TOP 1 a AS b FROM s.t WHERE a > 1 ORDER BY 1")
-        gc.freeze()  # keep the warm heap shared copy-on-write with the children
+        warm_up_for_children()
 
     def _refresh_catalog(self) -> None:
         assert self.conn is not None
@@ -822,4 +826,4 @@ def run_daemon(config: Config, reload_config: Callable[[], Config] | None = None
     return RunnerDaemon(config, reload_config=reload_config).run()
 
 
-__all__ = ["Child", "PendingEnd", "RunnerDaemon", "run_daemon"]
+__all__ = ["Child", "PendingEnd", "RunnerDaemon", "run_daemon", "warm_up_for_children"]
