@@ -11,16 +11,18 @@ bound parameters do.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import psycopg
-from psycopg import pq, sql
+from psycopg import pq
 
 from tapd.config import Config
 from tapd.errors import TapdError
@@ -107,20 +109,44 @@ def query_infos(request: TapRequest) -> list[tuple[str, str]]:
 
 
 _search_path_cache: dict[str, str] = {}
+_search_path_of: weakref.WeakKeyDictionary[psycopg.Connection[Any], str] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def query_search_path(conn: psycopg.Connection[Any]) -> str:
     """The search_path user queries run with: only the schema holding pgsphere
     (pg_catalog is always searched); published tables are reached by qualified
-    names from the translator."""
-    key = f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
-    if key not in _search_path_cache:
-        row = conn.execute(
-            "SELECT n.nspname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace"
-            " WHERE t.typname = 'spoint' LIMIT 1"
-        ).fetchone()
-        _search_path_cache[key] = row[0] if row else ""
-    return _search_path_cache[key]
+    names from the translator. Looked up once per database."""
+    path = _search_path_of.get(conn)
+    if path is None:
+        key = f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
+        if key not in _search_path_cache:
+            row = conn.execute(
+                "SELECT n.nspname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace"
+                " WHERE t.typname = 'spoint' LIMIT 1"
+            ).fetchone()
+            _search_path_cache[key] = row[0] if row else ""
+        path = _search_path_of[conn] = _search_path_cache[key]
+    return path
+
+
+def _identifier(name: str) -> str:
+    """A quoted SQL identifier (as psycopg's ``sql.Identifier`` and PostgreSQL quote them)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+@functools.lru_cache(maxsize=256)
+def query_settings_sql(query_role: str | None, milliseconds: int | None, search_path: str) -> str:
+    """The SET statements of ``query_transaction`` (one string, built once per combination)."""
+    statements = ["SET TRANSACTION READ ONLY"]
+    if query_role:
+        statements.append(f"SET LOCAL ROLE {_identifier(query_role)}")
+    if milliseconds:
+        statements.append(f"SET LOCAL statement_timeout = {int(milliseconds)}")
+    path = _identifier(search_path) if search_path else "''"
+    statements.append(f"SET LOCAL search_path = {path}")
+    return "; ".join(statements)
 
 
 @contextlib.contextmanager
@@ -138,22 +164,15 @@ def query_transaction(
     trip (psycopg's ``transaction()`` sends BEGIN on its own), and the
     transaction ends with COMMIT, or ROLLBACK on any exception.
     """
-    statements: list[sql.Composable] = [sql.SQL("SET TRANSACTION READ ONLY")]
-    if query_role:
-        statements.append(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(query_role)))
-    if timeout:
-        milliseconds = max(1, int(timeout * 1000))
-        statements.append(sql.SQL("SET LOCAL statement_timeout = {}").format(milliseconds))
-    path = sql.Identifier(search_path) if search_path else sql.Literal("")
-    statements.append(sql.SQL("SET LOCAL search_path = {}").format(path))
-    settings = sql.SQL("; ").join(statements)
+    milliseconds = max(1, int(timeout * 1000)) if timeout else None
+    settings = query_settings_sql(query_role, milliseconds, search_path)
     if not conn.autocommit or conn.info.transaction_status != pq.TransactionStatus.IDLE:
         with conn.transaction():
             conn.execute(settings)
             yield
         return
     try:
-        conn.execute(sql.SQL("BEGIN; {}").format(settings))
+        conn.execute(f"BEGIN; {settings}")
         yield
     except BaseException:
         if not conn.closed and not conn.broken:

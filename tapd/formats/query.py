@@ -13,6 +13,7 @@ not. Parameters are bound client-side (COPY takes none).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -77,8 +78,16 @@ _type_names: dict[tuple[str, int], str] = {}
 _FIRST_NORMAL_OID = 16384
 
 
+_database_keys: weakref.WeakKeyDictionary[psycopg.Connection[Any], str] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _database_key(conn: psycopg.Connection[Any]) -> str:
-    return f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
+    key = _database_keys.get(conn)
+    if key is None:
+        key = _database_keys[conn] = f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
+    return key
 
 
 def type_names(conn: psycopg.Connection[Any], oids: Sequence[int]) -> list[str]:
