@@ -77,7 +77,7 @@ class ResultPipe:
         if self._buffer:
             self._send_buffer()
 
-    def _send_buffer(self) -> None:
+    def _take_buffer(self) -> tuple[str, bytes]:
         while not self._slots.acquire(timeout=0.5):
             if self._cancelled.is_set():
                 raise ClientGone("the client disconnected")
@@ -85,19 +85,32 @@ class ResultPipe:
         self._buffer.clear()
         self.bytes_written += len(chunk)
         self.started.set()
-        self._loop.call_soon_threadsafe(self._push, (_DATA, chunk))
+        return _DATA, chunk
+
+    def _send_buffer(self) -> None:
+        self._loop.call_soon_threadsafe(self._push, self._take_buffer())
 
     def finish(self, error: BaseException | None = None) -> None:
-        """Called once by the worker when it is done (``error`` if it failed)."""
-        if error is None and not self._cancelled.is_set():
+        """Called once by the worker when it is done (``error`` if it failed).
+
+        The last chunk and the end arrive together, so a result smaller than a
+        chunk is one plain response (``ready_rest``) rather than a stream.
+        """
+        items: list[tuple[str, Any]] = []
+        if error is None and not self._cancelled.is_set() and self._buffer:
             with contextlib.suppress(ClientGone):
-                self.flush()
-        self._loop.call_soon_threadsafe(self._push, (_END, error))
+                items.append(self._take_buffer())
+        items.append((_END, error))
+        self._loop.call_soon_threadsafe(self._push_all, items)
 
     # -- the event loop's side ---------------------------------------------------
 
     def _push(self, item: tuple[str, Any]) -> None:
         self._items.append(item)
+        self._arrived.set()
+
+    def _push_all(self, items: list[tuple[str, Any]]) -> None:
+        self._items.extend(items)
         self._arrived.set()
 
     async def _next(self) -> tuple[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from typing import Any
 
 import pytest
 
@@ -27,6 +29,35 @@ def test_writes_arrive_in_order_and_the_end_is_signalled() -> None:
 
     data = asyncio.run(main())
     assert data == b"".join(f"{i:05d}\n".encode() * 50 for i in range(1000))
+
+
+def test_a_result_smaller_than_a_chunk_arrives_together_with_its_end() -> None:
+    class UnhurriedLoop:
+        """Hands each callback to the loop, then gives the loop time to run it."""
+
+        def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+            self.loop = loop
+
+        def call_soon_threadsafe(self, callback: Any, *args: Any) -> None:
+            self.loop.call_soon_threadsafe(callback, *args)
+            time.sleep(0.1)
+
+    async def main() -> tuple[bytes | None, tuple[list[bytes], BaseException | None] | None]:
+        pipe = ResultPipe(UnhurriedLoop(asyncio.get_running_loop()))  # type: ignore[arg-type]
+
+        def work() -> None:
+            pipe.write(b"<VOTABLE>")
+            pipe.write(b"</VOTABLE>")
+            pipe.finish()
+
+        threading.Thread(target=work).start()
+        first, error = await pipe.first()
+        assert error is None
+        return first, pipe.ready_rest()
+
+    first, rest = asyncio.run(main())
+    assert first == b"<VOTABLE></VOTABLE>"
+    assert rest == ([], None)  # so /sync answers with one plain response, not a stream
 
 
 def test_error_before_output_is_reported_without_data() -> None:
