@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import signal
 from collections.abc import Callable
@@ -32,11 +33,13 @@ def run_server(config: Config, *, on_ready: Callable[[str], None] | None = None)
     check_database(config)
     # uvicorn's own loggers stay quiet: tapd logs requests as structlog events.
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    loop_factory, loop_name = event_loop()
     server = uvicorn.Server(
         uvicorn.Config(
             asgi_app(config),
             host=config.host,
             port=config.port,
+            http=http_parser(),
             lifespan="on",
             log_config=None,
             access_log=False,
@@ -50,7 +53,8 @@ def run_server(config: Config, *, on_ready: Callable[[str], None] | None = None)
     # callers' clean-up runs (tapd demo) and tapd serve exits 0 after a stop.
     previous = {sig: signal.signal(sig, _stop_serving) for sig in STOP_SIGNALS}
     try:
-        asyncio.run(_serve(server, config, on_ready))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(_serve(server, config, on_ready, loop_name))
     except StopServing:
         pass
     finally:
@@ -61,6 +65,25 @@ def run_server(config: Config, *, on_ready: Callable[[str], None] | None = None)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+# uvloop and httptools are optional (the ``fast`` extra; Debian: python3-uvloop and
+# python3-httptools, recommended): a /sync round trip is about 0.5 ms shorter with both.
+
+
+def event_loop() -> tuple[Callable[[], asyncio.AbstractEventLoop] | None, str]:
+    """(loop factory, name): uvloop's loop when it is installed, else asyncio's own (None)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None, "asyncio"
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory, "uvloop"
+
+
+def http_parser() -> str:
+    """uvicorn's HTTP implementation: the httptools parser when installed, else h11."""
+    return "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
+
+
 class StopServing(BaseException):
     """A stop signal arrived (raised from the signal handler after uvicorn shut down)."""
 
@@ -69,7 +92,9 @@ def _stop_serving(signum: int, frame: object) -> None:
     raise StopServing(signum)
 
 
-async def _serve(server: object, config: Config, on_ready: Callable[[str], None] | None) -> None:
+async def _serve(
+    server: object, config: Config, on_ready: Callable[[str], None] | None, loop_name: str
+) -> None:
     serving = asyncio.ensure_future(server.serve())  # type: ignore[attr-defined]
     while not getattr(server, "started", False) and not serving.done():
         await asyncio.sleep(0.05)
@@ -80,7 +105,7 @@ async def _serve(server: object, config: Config, on_ready: Callable[[str], None]
         if ":" in host:
             host = f"[{host}]"
         url = f"http://{host}:{port}{normalise_base_path(config.base_path)}"
-        log.info("http.listening", url=url)
+        log.info("http.listening", url=url, loop=loop_name, http=http_parser())
         if on_ready is not None:
             on_ready(url)
     with contextlib.suppress(asyncio.CancelledError):

@@ -46,6 +46,16 @@ def test_every_runtime_dependency_is_a_debian_depends() -> None:
     assert wanted - set(control_field("tapd", "Depends")) == set()
 
 
+def test_every_optional_speed_up_is_a_debian_recommends() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    fast = {
+        f"python3-{re.split(r'[<>=!~ ;]', dep, maxsplit=1)[0].lower()}"
+        for dep in project["optional-dependencies"]["fast"]
+    }
+    assert fast == {"python3-uvloop", "python3-httptools"}
+    assert fast - set(control_field("tapd", "Recommends")) == set()
+
+
 def test_shipped_default_config_is_valid_and_sets_nothing() -> None:
     text = default_config_text()
     assert parse_toml(text, "tapd.toml") == {}
