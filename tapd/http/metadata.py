@@ -122,10 +122,20 @@ def service_capabilities(config: Config, base_url: str) -> ServiceCapabilities:
     )
 
 
+#: Capabilities documents kept per base URL (it comes from the request's Host
+#: unless ``http.public_url`` is set, so the number kept is bounded).
+CAPABILITIES_KEPT = 16
+
+
 async def capabilities(request: Request) -> Response:
     service = service_of(request)
-    caps = service_capabilities(service.config, service.base_url(request))
-    response = responses.xml(capabilities_document(caps))
+    base_url = service.base_url(request)
+    document = service.capabilities_documents.get(base_url)
+    if document is None:  # 0.3 ms to build; clients such as pyvo ask often
+        document = capabilities_document(service_capabilities(service.config, base_url))
+        if len(service.capabilities_documents) < CAPABILITIES_KEPT:
+            service.capabilities_documents[base_url] = document
+    response = responses.xml(document)
     # VOSI 1.1 §3.1: capabilities come from the configuration, read at start-up.
     response.headers["Last-Modified"] = format_datetime(service.started, usegmt=True)
     return response

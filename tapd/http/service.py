@@ -48,6 +48,8 @@ class TapService:
     waiter: PhaseWaiter
     sync_executor: ThreadPoolExecutor
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    #: /capabilities documents by base URL (built from the configuration, read at start-up)
+    capabilities_documents: dict[str, bytes] = field(default_factory=dict)
     _catalog: Any = None
     _catalog_loaded: float = 0.0
     _catalog_lock: threading.Lock = field(default_factory=threading.Lock)

@@ -428,3 +428,19 @@ def test_service_recovers_after_a_postgresql_restart(client, service, pg_cluster
         other.post(url + "/phase", data={"PHASE": "ABORT"})
     thread.join(timeout=60)
     assert results == ["ABORTED"]
+
+
+def test_capabilities_name_the_host_each_request_reached(client: httpx.Client) -> None:
+    """The document is kept per base URL: a second host must not get the first one's."""
+    urls = {}
+    for host in ("first.example:8080", "second.example", "first.example:8080"):
+        response = client.get("/capabilities", headers={"Host": host})
+        assert response.status_code == 200
+        root = etree.fromstring(response.content)
+        urls.setdefault(host, set()).update(e.text for e in root.iter("accessURL"))
+    for host, base in (
+        ("first.example:8080", "http://first.example:8080/tap"),
+        ("second.example", "http://second.example/tap"),
+    ):
+        assert urls[host]
+        assert all(url == base or url.startswith(base + "/") for url in urls[host]), urls
