@@ -46,9 +46,14 @@ def child(dsn: str, queries: dict[str, bytes]) -> int:
     from tapd.store.connection import connect
 
     conn = connect(dsn, application_name=f"tapd floor {os.getpid()}")
-    row = conn.execute(
-        queries["claim_jobs"], {"instance": "floor", "host": "floor", "limit": 1}
-    ).fetchone()
+    claim = {
+        "instance": "floor",
+        "host": "floor",
+        "limit": 1,
+        "pids": [os.getpid()],
+        "backend_pids": [conn.info.backend_pid],
+    }
+    row = conn.execute(queries["claim_jobs"], claim).fetchone()
     if row is not None:
         params: dict[str, Any] = {
             "job_id": row[0],

@@ -1,19 +1,23 @@
 """The forked child: one job on its own connections, then ``os._exit``.
 
 A child is forked as a *spare* for a free slot before there is a job for it:
-it connects to PostgreSQL and waits on a pipe, so when the daemon claims a job
-and writes it down the pipe, the child starts at once (forking a warm
-interpreter and starting a PostgreSQL backend cost more than a small job).
-Each child runs at most one job; the daemon forks a new spare afterwards.
+it connects to PostgreSQL, rehearses a tiny query when the daemon has no
+backlog, tells the daemon its backend pid on its ready pipe and waits on its
+job pipe. The daemon's claim statement records the spare's pid and backend pid
+on the job it claims for it and writes the job down the pipe, so the child
+starts the query at once (forking a warm interpreter and starting a PostgreSQL
+backend cost more than a small job; so did a statement of its own to record
+itself). Each child runs at most one job; the daemon forks a new spare
+afterwards.
 
 The child never touches the daemon's connections (libpq shares their sockets
-after fork). It records its pid and backend pid on the claimed job (and names
-its sessions ``tapd job <id>``), runs the job (``tapd.runner.run_job``), writes
-the final phase and exits. SIGTERM or SIGINT (an abort, from anyone) and
-SIGALRM (executionDuration, counted from the claim) raise ``JobInterrupted``
-wherever the child is: it cancels its query, and the job ends ABORTED with a
-message naming the cause. If the daemon dies, the kernel sends SIGTERM
-(PR_SET_PDEATHSIG) and the job ends in ERROR.
+after fork). It names its sessions ``tapd job <id>``, runs the job
+(``tapd.runner.run_job``), writes the final phase and exits. SIGTERM or
+SIGINT (an abort, from anyone) and SIGALRM (executionDuration, counted from
+the claim) raise ``JobInterrupted`` wherever the child is: it cancels its
+query, and the job ends ABORTED with a message naming the cause. If the
+daemon dies, the kernel sends SIGTERM (PR_SET_PDEATHSIG) and the job ends in
+ERROR.
 
 Exit status: 0 the job ended (or was no longer this child's to run, or the
 spare was retired), 75 the database connection was lost during the job (the
@@ -28,8 +32,10 @@ import contextlib
 import ctypes
 import logging
 import os
+import pickle
 import selectors
 import signal
+import struct
 import sys
 import time
 from dataclasses import dataclass
@@ -37,9 +43,10 @@ from types import FrameType
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from tapd.config import Config
-from tapd.errors import DatabaseUnavailable
+from tapd.errors import DatabaseUnavailable, TapdError
 from tapd.log import get_logger
 from tapd.runner import (
     DatabaseLost,
@@ -73,26 +80,48 @@ class SpareSpec:
     instance: str  # the daemon's instance id (claims are in its name)
     config: Config
     parent_pid: int
-    job_pipe: int  # read end: one assignment line, or end of file (retired)
+    job_pipe: int  # read end: one assignment, or end of file (retired)
+    ready_pipe: int  # write end: the backend pid once connected (then closed)
     catalog: Any | None = None  # the daemon's warm copy of TAP_SCHEMA
+    rehearse: bool = True  # False while the daemon has a backlog: the job comes at once
+
+
+#: Length prefix of an assignment on the job pipe.
+_LENGTH = struct.Struct("!I")
+#: An assignment larger than this goes without the job row (the child reads it):
+#: the daemon's write must fit in the pipe's buffer, so it never blocks.
+MAX_ASSIGNMENT_BYTES = 32 * 1024
 
 
 @dataclass(frozen=True)
 class Assignment:
-    """A claimed job handed to a spare: one line on its pipe."""
+    """A claimed job handed to a spare: a length-prefixed pickle on its pipe."""
 
     job_id: str
     execution_duration: int
     deadline: float | None  # time.monotonic() by which the job must end
+    job: Job | None = None  # the claimed row (None: too large for the pipe; read it)
 
     def encode(self) -> bytes:
-        deadline = "-" if self.deadline is None else repr(self.deadline)
-        return f"{self.job_id} {self.execution_duration} {deadline}\n".encode()
+        payload = pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        if len(payload) > MAX_ASSIGNMENT_BYTES and self.job is not None:
+            return Assignment(self.job_id, self.execution_duration, self.deadline).encode()
+        return _LENGTH.pack(len(payload)) + payload
 
     @classmethod
-    def decode(cls, line: bytes) -> Assignment:
-        job_id, duration, deadline = line.decode().split()
-        return cls(job_id, int(duration), None if deadline == "-" else float(deadline))
+    def decode(cls, data: bytes) -> Assignment:
+        assignment = pickle.loads(data[_LENGTH.size :])
+        if not isinstance(assignment, Assignment):
+            raise TypeError(f"not an assignment: {type(assignment).__name__}")
+        return assignment
+
+    @staticmethod
+    def complete(data: bytes) -> bool:
+        """Whether ``data`` holds a whole encoded assignment."""
+        if len(data) < _LENGTH.size:
+            return False
+        (length,) = _LENGTH.unpack_from(data)
+        return len(data) >= _LENGTH.size + length
 
 
 class _Interrupts:
@@ -199,39 +228,43 @@ def _wait_for_assignment(job_pipe: int, sessions: _Sessions) -> Assignment | int
     selector.register(job_pipe, selectors.EVENT_READ, "job")
     for fd in sessions.sockets():
         selector.register(fd, selectors.EVENT_READ, "database")
-    line = b""
+    data = b""
     while True:
-        for key, _ in selector.select():
-            if key.data == "database":
-                return EXIT_SPARE_NO_DATABASE  # idle: anything arriving is a goodbye
-            chunk = os.read(job_pipe, 4096)
+        ready = {key.data for key, _ in selector.select()}
+        # A job that arrived counts even if the connection broke at the same
+        # time: the job then fails as a lost database (and is requeued).
+        if "job" in ready:
+            chunk = os.read(job_pipe, 65536)
             if not chunk:
                 return EXIT_DONE
-            line += chunk
-            if line.endswith(b"\n"):
-                return Assignment.decode(line)
+            data += chunk
+            if Assignment.complete(data):
+                return Assignment.decode(data)
+        elif "database" in ready:
+            return EXIT_SPARE_NO_DATABASE  # idle: anything arriving is a goodbye
 
 
-def _worth_rehearsing(spec: SpareSpec) -> bool:
-    """Rehearse only while no job is waiting (in a burst it would only delay it)."""
-    if spec.catalog is None:
-        return False
-    selector = selectors.DefaultSelector()
-    selector.register(spec.job_pipe, selectors.EVENT_READ)
+def _report_ready(spec: SpareSpec, sessions: _Sessions) -> bool:
+    """Tell the daemon this spare can take a job, and the backend pid its query
+    will run on (the claim records it); False if the daemon is gone."""
+    assert sessions.query_conn is not None
     try:
-        return not selector.select(0)
+        os.write(spec.ready_pipe, f"{sessions.query_conn.info.backend_pid}\n".encode())
+    except OSError:
+        return False
     finally:
-        selector.close()
+        os.close(spec.ready_pipe)
+    return True
 
 
 def spare_main(spec: SpareSpec) -> int:
-    """Connect, wait for a job, run it; returns the exit status."""
+    """Connect, rehearse, report ready, wait for a job, run it; returns the exit status."""
     _detach_from_parent(spec.parent_pid)
     try:
         sessions = _Sessions.open(spec.config, f"tapd spare {os.getpid()}")
     except DatabaseUnavailable:
         return EXIT_SPARE_NO_DATABASE
-    if _worth_rehearsing(spec) and sessions.query_conn is not None:
+    if spec.rehearse and spec.catalog is not None and sessions.query_conn is not None:
         try:
             rehearse(QuerySession(sessions.query_conn, sessions.role), spec.config, spec.catalog)
         except psycopg.OperationalError:
@@ -239,6 +272,9 @@ def spare_main(spec: SpareSpec) -> int:
             return EXIT_SPARE_NO_DATABASE
         except Exception as exc:  # only a warm-up: a job would meet the same problem
             log.debug("daemon.rehearsal_failed", error=repr(exc))
+    if not _report_ready(spec, sessions):
+        sessions.close()
+        return EXIT_DONE
     assignment = _wait_for_assignment(spec.job_pipe, sessions)
     if isinstance(assignment, int):
         sessions.close()
@@ -258,17 +294,8 @@ def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions)
     try:
         interrupts.install()
         assert sessions.conn is not None and sessions.query_conn is not None
-        if sessions.query_conn is not sessions.conn:
-            sessions.query_conn.execute(
-                "SELECT set_config('application_name', %s, false)", (application_name,)
-            )
-        job = JobStore(sessions.conn, config.schema).start_job(
-            job_id,
-            spec.instance,
-            os.getpid(),
-            sessions.query_conn.info.backend_pid,
-            application_name=application_name,
-        )
+        _name_sessions(sessions, application_name)
+        job = assignment.job or _read_claimed_job(sessions.conn, spec, job_id)
         if job is None:
             log.info("job.not_started", job_id=job_id, reason="no longer this runner's")
             sessions.close()
@@ -314,6 +341,29 @@ def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions)
         return EXIT_DATABASE_LOST
     _log_outcome(job_id, outcome, ended, started)
     return EXIT_DONE
+
+
+def _name_sessions(sessions: _Sessions, application_name: str) -> None:
+    """Name the child's sessions after its job: how its backends are found (to
+    cancel or terminate them) from anywhere."""
+    statement = sql.SQL("SET application_name = {}").format(sql.Literal(application_name))
+    for conn in {id(c): c for c in (sessions.query_conn, sessions.conn) if c}.values():
+        conn.execute(statement)
+
+
+def _read_claimed_job(conn: psycopg.Connection[Any], spec: SpareSpec, job_id: str) -> Job | None:
+    """The claimed job's row, if it is still this child's to run (an assignment
+    too large for the pipe comes without it)."""
+    try:
+        job = JobStore(conn, spec.config.schema).get_job(job_id)
+    except TapdError:  # deleted meanwhile
+        return None
+    mine = (
+        job.phase == JobPhase.EXECUTING
+        and job.runner_instance == spec.instance
+        and job.runner_pid == os.getpid()
+    )
+    return job if mine else None
 
 
 def _log_outcome(job_id: str, outcome: JobOutcome, ended: bool, started: float) -> None:

@@ -94,6 +94,8 @@ class Child:
 
     pid: int
     pipe: int | None  # write end of its job pipe, until a job (or retirement) is sent
+    ready: int | None = None  # read end of its ready pipe, until it reports
+    backend_pid: int | None = None  # reported once connected: the spare can take a job
     job_id: str | None = None
     attempts: int = 0
     execution_duration: int = 0
@@ -178,6 +180,7 @@ class RunnerDaemon:
         self.store: JobStore | None = None
         self.catalog: Any | None = None
         self.wake = True
+        self.backlog = False  # the last claim took a job for every idle spare
         self.stopping = False
         self.stop_deadline: float | None = None
         self.timers = _Timers()
@@ -217,6 +220,8 @@ class RunnerDaemon:
                 self._drain_wakeup()
             elif key.data == "database":
                 self._guarded(self._read_notifications)
+            else:
+                self._spare_reported(key.data)
         self._handle_signals()
         self._reap()
         self._enforce_deadlines()
@@ -524,20 +529,55 @@ class RunnerDaemon:
     def _running(self) -> int:
         return sum(1 for c in self.children.values() if c.busy)
 
-    def _idle_spares(self) -> list[Child]:
+    def _spares(self) -> list[Child]:
+        """Children without a job that can still be given one (ready or not)."""
         return [c for c in self.children.values() if not c.busy and c.pipe is not None]
 
+    def _idle_spares(self) -> list[Child]:
+        """Spares that are connected and waiting: a claim can name them."""
+        return [c for c in self._spares() if c.backend_pid is not None]
+
     def _claim(self) -> None:
-        """Claim one job per idle spare and hand each to its spare."""
+        """Claim one job per idle spare, recording the spare on it, and hand it over."""
         assert self.store is not None
         spares = self._idle_spares()
         if not spares:
             return
-        jobs = self.store.claim_jobs(self.instance, self.host, len(spares))
+        jobs = self.store.claim_jobs(
+            self.instance, self.host, len(spares), runners=[(c.pid, c.backend_pid) for c in spares]
+        )
         if len(jobs) < len(spares):
             self.wake = False
-        for job, spare in zip(jobs, spares, strict=False):
+        self.backlog = len(jobs) == len(spares)
+        for job in jobs:
+            spare = self.children.get(job.runner_pid) if job.runner_pid is not None else None
+            if spare is None or spare.busy or spare.pipe is None:  # cannot happen: put it back
+                self.store.requeue_jobs(self.instance, [job.job_id])
+                self.wake = True
+                continue
             self._assign(job, spare)
+
+    def _spare_reported(self, pid: int) -> None:
+        """A spare wrote its backend pid (connected: it can take a job), or failed."""
+        child = self.children.get(pid)
+        if child is None or child.ready is None:
+            return
+        try:
+            data = os.read(child.ready, 64)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        self._close_ready(child)
+        with contextlib.suppress(ValueError):
+            child.backend_pid = int(data)  # nothing (end of file): it failed and exits
+
+    def _close_ready(self, child: Child) -> None:
+        if child.ready is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(child.ready)
+            os.close(child.ready)
+            child.ready = None
 
     def _fork_spares(self) -> None:
         """Keep one child per free slot, forked and connected before it has a job."""
@@ -548,17 +588,21 @@ class RunnerDaemon:
 
     def _fork_spare(self) -> None:
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        ready_read, ready_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         spec = SpareSpec(
             instance=self.instance,
             config=self.config,
             parent_pid=os.getpid(),
             job_pipe=read_end,
+            ready_pipe=ready_write,
             catalog=self.catalog,
+            rehearse=not self.backlog,
         )
         # The child must not hold other children's pipes open (they would not
         # see end of file when retired) nor the daemon's signal pipe.
         inherited = [c.pipe for c in self.children.values() if c.pipe is not None]
-        inherited += [write_end, self._wakeup_r, self._wakeup_w]
+        inherited += [c.ready for c in self.children.values() if c.ready is not None]
+        inherited += [write_end, ready_read, self._wakeup_r, self._wakeup_w]
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -568,12 +612,14 @@ class RunnerDaemon:
                     os.close(fd)
             run_spare(spec)  # never returns
         os.close(read_end)
-        self.children[pid] = Child(pid=pid, pipe=write_end)
+        os.close(ready_write)
+        self.children[pid] = Child(pid=pid, pipe=write_end, ready=ready_read)
+        self._selector.register(ready_read, selectors.EVENT_READ, pid)
 
     def _assign(self, job: Any, spare: Child) -> None:
         now = time.monotonic()
         deadline = now + job.execution_duration if job.execution_duration > 0 else None
-        assignment = Assignment(job.job_id, job.execution_duration, deadline)
+        assignment = Assignment(job.job_id, job.execution_duration, deadline, job)
         assert spare.pipe is not None
         try:
             os.write(spare.pipe, assignment.encode())
@@ -596,7 +642,7 @@ class RunnerDaemon:
 
     def _retire_spares(self) -> None:
         """Idle spares end (they hold the old configuration, or we are stopping)."""
-        for child in self._idle_spares():
+        for child in self._spares():
             assert child.pipe is not None
             os.close(child.pipe)
             child.pipe = None
@@ -656,6 +702,7 @@ class RunnerDaemon:
                 continue
             if child.pipe is not None:
                 os.close(child.pipe)
+            self._close_ready(child)
             self.wake = True
             code, signum = exit_cause(status)
             if not child.busy:
@@ -676,11 +723,13 @@ class RunnerDaemon:
     def _child_died(self, child: Child, code: int | None, signum: int | None) -> None:
         """A child ended without ending its job: end it for it."""
         assert child.job_id is not None
-        if code == EXIT_DATABASE_LOST and child.attempts < MAX_ATTEMPTS:
+        # 76: a spare lost its connection as its job arrived, before touching it.
+        lost = code in (EXIT_DATABASE_LOST, EXIT_SPARE_NO_DATABASE)
+        if lost and child.attempts < MAX_ATTEMPTS:
             end = PendingEnd(
                 child.job_id, JobPhase.QUEUED, "database connection lost", requeue=True
             )
-        elif code == EXIT_DATABASE_LOST:
+        elif lost:
             end = PendingEnd(
                 child.job_id,
                 JobPhase.ERROR,

@@ -298,9 +298,32 @@ class JobStore:
 
     # -- jobs: what the runner daemon and its children do -------------------
 
-    def claim_jobs(self, instance: str, host: str, limit: int) -> list[Job]:
-        """Take up to ``limit`` of the oldest QUEUED jobs (now EXECUTING), oldest first."""
-        rows = self._rows("claim_jobs", instance=instance, host=host, limit=limit)
+    def claim_jobs(
+        self,
+        instance: str,
+        host: str,
+        limit: int,
+        runners: Sequence[tuple[int, int | None]] = (),
+    ) -> list[Job]:
+        """Take up to ``limit`` of the oldest QUEUED jobs (now EXECUTING), oldest first.
+
+        ``runners``: (pid, backend pid) of the processes that will run them, one
+        per job (at most that many jobs are claimed); each claimed job records
+        one of them as ``runner_pid``/``runner_backend_pid``.
+        """
+        pids = backend_pids = None
+        if runners:
+            limit = min(limit, len(runners))
+            pids = [pid for pid, _ in runners]
+            backend_pids = [backend_pid for _, backend_pid in runners]
+        rows = self._rows(
+            "claim_jobs",
+            instance=instance,
+            host=host,
+            limit=limit,
+            pids=pids,
+            backend_pids=backend_pids,
+        )
         jobs = [job_from_row(r) for r in rows]
         jobs.sort(key=lambda j: (j.queued_time or j.creation_time, j.job_id))
         return jobs

@@ -76,25 +76,33 @@ RETURNING *
 
 -- name: claim_jobs
 -- Take up to %(limit)s of the oldest queued jobs for one daemon, in one short
--- statement. The CTE fences the LIMIT so the planner cannot re-run it and
--- claim more rows; SKIP LOCKED lets daemons claim side by side.
+-- statement, and record the child that runs each: the n-th claimed job gets
+-- the n-th of %(pids)s and %(backend_pids)s (the daemon's connected spares;
+-- NULL arrays leave them unset). The CTE fences the LIMIT so the planner
+-- cannot re-run it and claim more rows; SKIP LOCKED lets daemons claim side
+-- by side.
 WITH next AS MATERIALIZED (
     SELECT job_id FROM {schema}.jobs
     WHERE phase = 'QUEUED'
     ORDER BY queued_time, job_id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), numbered AS (
+    SELECT job_id, row_number() OVER () AS n FROM next
 )
 UPDATE {schema}.jobs AS j
 SET phase = 'EXECUTING', runner_instance = %(instance)s, runner_host = %(host)s,
-    runner_pid = NULL, runner_backend_pid = NULL, attempts = j.attempts + 1
-FROM next
-WHERE j.job_id = next.job_id
+    runner_pid = (%(pids)s::integer[])[numbered.n],
+    runner_backend_pid = (%(backend_pids)s::integer[])[numbered.n],
+    attempts = j.attempts + 1
+FROM numbered
+WHERE j.job_id = numbered.job_id
 RETURNING j.*
 
 -- name: start_job
--- The child records itself on its claimed job and reads it back; no row means
+-- A runner records itself on its claimed job and reads it back; no row means
 -- the job is no longer this daemon's to run (aborted, reconciled, deleted).
+-- (tapd's daemon records its children in the claim instead.)
 -- In the same round trip it names its session after the job, which is how
 -- the job's backends are found and terminated (terminate_job_backends).
 WITH session AS MATERIALIZED (
