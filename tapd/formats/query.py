@@ -112,16 +112,23 @@ def describe(
     conn: psycopg.Connection[Any],
     bound_sql: str,
     columns: Sequence[ColumnMeta],
+    *,
+    prelude: str = "",
 ) -> tuple[Cell, ...]:
     """The writers' view of each result column (needs the types PostgreSQL returns).
 
     ``bound_sql`` has its parameters inlined (``bind_parameters``). The same
-    round trip fixes the transaction's output settings (``output_settings_sql``).
+    round trip runs ``prelude`` (the caller's statements, if any) and fixes
+    the transaction's output settings (``output_settings_sql``).
     """
     query = f"SELECT * FROM (\n{_strip_statement(bound_sql)}\n) AS q LIMIT 0"
+    statements = (
+        [prelude, output_settings_sql(), query] if prelude else [output_settings_sql(), query]
+    )
     with conn.cursor() as cur:
-        cur.execute(f"{output_settings_sql()};\n{query}")  # no parameters: one simple query
-        cur.nextset()
+        cur.execute(";\n".join(statements))  # no parameters: one simple query
+        while cur.nextset():  # the describe query is the last result
+            pass
         oids = [column.type_code for column in cur.description or ()]
     if len(oids) != len(columns):
         raise ValueError(f"the query returns {len(oids)} columns but {len(columns)} are described")

@@ -88,14 +88,21 @@ def write_result(
     maxrec: int | None,
     infos: Infos | None = None,
     batch_rows: int = 10000,
+    prelude: str = "",
+    epilogue: str = "",
 ) -> WriteSummary:
     """Run ``sql`` on ``conn`` (inside the caller's transaction) and write the result to ``out``.
 
     Errors before any output raise with nothing written; errors after raise
     too, once the writer has ended its document as well as the format allows.
+
+    ``prelude`` and ``epilogue`` are the caller's own SQL statements, sent in
+    the same round trips as the writer's first statement (before it) and as
+    the COPY (after it; they run only if the COPY succeeds), e.g. the
+    transaction's BEGIN and settings, and its COMMIT.
     """
     bound_sql = bind_parameters(conn, sql, params)
-    cells = describe(conn, bound_sql, columns)  # also fixes the output settings
+    cells = describe(conn, bound_sql, columns, prelude=prelude)  # also the output settings
     writer = make_writer(fmt, cells, infos)
     statement = copy_statement(
         bound_sql,
@@ -104,6 +111,8 @@ def write_result(
         writer.copy_options,
         limit=None if maxrec is None else maxrec + 1,
     )
+    if epilogue:
+        statement = f"{statement};\n{epilogue}"
     copy = CopyOut(conn, statement, mode=writer.copy_mode, batch_rows=batch_rows)
     copy.start()
     rows = 0
