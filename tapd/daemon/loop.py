@@ -62,7 +62,7 @@ from tapd.store import (
     queue_channel,
     require_current_schema,
 )
-from tapd.store.connection import connect, one_line
+from tapd.store.connection import connect, dsn_parameters, one_line
 from tapd.store.jobdir import check_jobs_dir, remove_job_dir
 
 log = get_logger()
@@ -147,6 +147,18 @@ def warm_up_for_children() -> None:
 
         parse_adql("SELECT TOP 1 a AS b FROM s.t WHERE a > 1 ORDER BY 1")
     gc.freeze()  # keep the warm heap shared copy-on-write with the children
+
+
+def _warm_type_names(conn: psycopg.Connection[Any]) -> None:
+    """Cache the names of the types a result column can have (base, domain,
+    enum, range types and their arrays), so children describe results without
+    asking the database."""
+    try:
+        from tapd.formats.query import type_names
+    except ImportError:
+        return
+    rows = conn.execute("SELECT oid::int8 FROM pg_type WHERE typtype IN ('b', 'd', 'e', 'r', 'm')")
+    type_names(conn, [oid for (oid,) in rows.fetchall()])
 
 
 def exit_cause(status: int) -> tuple[int | None, int | None]:
@@ -523,6 +535,7 @@ class RunnerDaemon:
             log.debug("daemon.catalog_unavailable", error=one_line(exc))
             self.catalog = None
         query_search_path(self.conn)
+        _warm_type_names(self.conn)
 
     # -- jobs and children -----------------------------------------------------
 
@@ -587,6 +600,10 @@ class RunnerDaemon:
             self._fork_spare()
 
     def _fork_spare(self) -> None:
+        for dsn in (self.config.dsn, self.config.query_dsn):
+            if dsn:
+                with contextlib.suppress(TapdError):
+                    dsn_parameters(dsn)  # parsed here once, not in every child
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
         ready_read, ready_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         spec = SpareSpec(
