@@ -330,6 +330,9 @@ class QuerySession:
 
     conn: psycopg.Connection[Any]
     role: str | None
+    #: SQL to send before the job's first statement, in the same round trip
+    #: (the daemon's child names its session after the job this way).
+    prelude: str = ""
 
 
 def run_job(
@@ -354,19 +357,25 @@ def run_job(
         fmt = resolve_format(request.format_name)
         from tapd.uploads import part_path
 
+        prelude = session.prelude
+        if request.uploads and prelude:
+            session.conn.execute(prelude)  # before the uploads, which may take a while
+            prelude = ""
         uploads = load_request_uploads(
             session.conn, request, config, lambda part: part_path(job_dir, part), session.role
         )
         translation = translate_with_fresh_catalog(request, catalog, config, session.conn, uploads)
         timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
-        with query_transaction(
+        with deferred_query_transaction(
             session.conn,
             query_role=session.role,
             timeout=timeout,
             search_path=query_search_path(session.conn),
-        ):
+        ) as transaction:
             from tapd import formats
 
+            if prelude and not transaction.begin:
+                session.conn.execute(prelude)
             written = formats.write_result_file(
                 session.conn,
                 translation.sql,
@@ -376,6 +385,8 @@ def run_job(
                 job_dir,
                 maxrec=request.maxrec,
                 infos=infos,
+                prelude="; ".join(s for s in (prelude, transaction.begin) if s),
+                epilogue=transaction.end,
             )
         entry = ResultEntry(
             result_id=RESULT_ID,

@@ -33,6 +33,7 @@ import ctypes
 import logging
 import os
 import pickle
+import re
 import selectors
 import signal
 import struct
@@ -58,7 +59,7 @@ from tapd.runner import (
     run_job,
 )
 from tapd.store import JobStore, job_application_name
-from tapd.store.connection import connect
+from tapd.store.connection import connect, connect_direct
 from tapd.store.jobs import Job
 from tapd.store.phases import JobPhase
 
@@ -121,7 +122,7 @@ class Assignment:
         if len(data) < _LENGTH.size:
             return False
         (length,) = _LENGTH.unpack_from(data)
-        return len(data) >= _LENGTH.size + length
+        return len(data) >= _LENGTH.size + int(length)
 
 
 class _Interrupts:
@@ -162,6 +163,16 @@ class _Interrupts:
 DAEMON_DIED = "The runner daemon stopped unexpectedly; the job was stopped."
 
 
+def _load_prctl() -> Any:
+    """libc's prctl, looked up once in the daemon (each child would pay for it)."""
+    with contextlib.suppress(OSError, AttributeError):
+        return ctypes.CDLL(None, use_errno=True).prctl
+    return None
+
+
+_prctl = _load_prctl()
+
+
 def _detach_from_parent(parent_pid: int) -> None:
     """Undo the daemon's process state that must not act in the child."""
     signal.set_wakeup_fd(-1)
@@ -174,9 +185,8 @@ def _detach_from_parent(parent_pid: int) -> None:
     # Own process group: a Ctrl-C meant for the daemon does not abort every job.
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != parent_pid:  # the daemon died before prctl took effect
         os._exit(EXIT_DONE)
 
@@ -201,11 +211,11 @@ class _Sessions:
 
     @classmethod
     def open(cls, config: Config, application_name: str) -> _Sessions:
-        conn = connect(config.dsn, application_name=application_name)
+        conn = connect_direct(config.dsn, application_name=application_name)
         if not config.query_dsn:
             return cls(conn, conn, config.query_role)
         try:
-            query_conn = connect(config.query_dsn, application_name=application_name)
+            query_conn = connect_direct(config.query_dsn, application_name=application_name)
         except BaseException:
             conn.close()
             raise
@@ -257,6 +267,15 @@ def _report_ready(spec: SpareSpec, sessions: _Sessions) -> bool:
     return True
 
 
+def _rehearse(spec: SpareSpec, sessions: _Sessions) -> None:
+    """Take a query and a job's ending through the whole path once, unseen, so
+    the first real job does not pay for warming this process and its backends."""
+    if spec.catalog is not None and sessions.query_conn is not None:
+        rehearse(QuerySession(sessions.query_conn, sessions.role), spec.config, spec.catalog)
+    if sessions.conn is not None:
+        JobStore(sessions.conn, spec.config.schema).rehearse_job(spec.instance)
+
+
 def spare_main(spec: SpareSpec) -> int:
     """Connect, rehearse, report ready, wait for a job, run it; returns the exit status."""
     _detach_from_parent(spec.parent_pid)
@@ -264,9 +283,9 @@ def spare_main(spec: SpareSpec) -> int:
         sessions = _Sessions.open(spec.config, f"tapd spare {os.getpid()}")
     except DatabaseUnavailable:
         return EXIT_SPARE_NO_DATABASE
-    if spec.rehearse and spec.catalog is not None and sessions.query_conn is not None:
+    if spec.rehearse:
         try:
-            rehearse(QuerySession(sessions.query_conn, sessions.role), spec.config, spec.catalog)
+            _rehearse(spec, sessions)
         except psycopg.OperationalError:
             sessions.close()
             return EXIT_SPARE_NO_DATABASE
@@ -294,7 +313,9 @@ def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions)
     try:
         interrupts.install()
         assert sessions.conn is not None and sessions.query_conn is not None
-        _name_sessions(sessions, application_name)
+        naming = _naming_statement(sessions.query_conn, application_name)
+        if sessions.conn is not sessions.query_conn:
+            sessions.conn.execute(naming)  # the query session's rides with its first statement
         job = assignment.job or _read_claimed_job(sessions.conn, spec, job_id)
         if job is None:
             log.info("job.not_started", job_id=job_id, reason="no longer this runner's")
@@ -302,7 +323,7 @@ def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions)
             return EXIT_DONE
         outcome = run_job(
             job,
-            QuerySession(sessions.query_conn, sessions.role),
+            QuerySession(sessions.query_conn, sessions.role, prelude=naming),
             config=config,
             catalog=spec.catalog,
             deadline=assignment.deadline,
@@ -343,12 +364,17 @@ def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions)
     return EXIT_DONE
 
 
-def _name_sessions(sessions: _Sessions, application_name: str) -> None:
-    """Name the child's sessions after its job: how its backends are found (to
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9 _-]+")
+
+
+def _naming_statement(conn: psycopg.Connection[Any], application_name: str) -> str:
+    """SQL naming a session after its job: how its backends are found (to
     cancel or terminate them) from anywhere."""
-    statement = sql.SQL("SET application_name = {}").format(sql.Literal(application_name))
-    for conn in {id(c): c for c in (sessions.query_conn, sessions.conn) if c}.values():
-        conn.execute(statement)
+    if _PLAIN_NAME.fullmatch(application_name):  # job ids: nothing to quote
+        return f"SET application_name = '{application_name}'"
+    return (
+        sql.SQL("SET application_name = {}").format(sql.Literal(application_name)).as_string(conn)
+    )
 
 
 def _read_claimed_job(conn: psycopg.Connection[Any], spec: SpareSpec, job_id: str) -> Job | None:

@@ -154,8 +154,11 @@ def write_result_file(
     maxrec: int | None,
     infos: Infos | None = None,
     batch_rows: int = 10000,
+    prelude: str = "",
+    epilogue: str = "",
 ) -> ResultFile:
     """Write the result to ``job_dir/result.<ext>`` atomically: temporary name, fsync, rename.
+    ``prelude`` and ``epilogue`` as for ``write_result``.
 
     On any error the temporary file is removed and the error re-raised; a file
     under the final name is always complete.
@@ -175,6 +178,8 @@ def write_result_file(
                 maxrec=maxrec,
                 infos=infos,
                 batch_rows=batch_rows,
+                prelude=prelude,
+                epilogue=epilogue,
             )
             out.flush()
             os.fsync(out.fileno())

@@ -127,6 +127,13 @@ WHERE job_id = %(job_id)s AND phase = 'EXECUTING'
   AND runner_instance IS NOT DISTINCT FROM %(instance)s::text
 RETURNING job_id
 
+-- name: rehearse_start
+-- A rehearsal job (created in a transaction that is rolled back) starts, as a
+-- claim would start it: see JobStore.rehearse_job.
+UPDATE {schema}.jobs SET phase = 'EXECUTING', runner_instance = %(instance)s
+WHERE job_id = %(job_id)s AND phase = 'QUEUED'
+RETURNING job_id
+
 -- name: requeue_jobs
 -- Put jobs this daemon claimed back in the queue (they keep their place).
 UPDATE {schema}.jobs SET phase = 'QUEUED'
