@@ -487,13 +487,7 @@ class RunnerDaemon:
             if job_id not in by_job and row["phase"] == JobPhase.EXECUTING
         ]
         if stray:
-            for job_id in self.store.requeue_jobs(self.instance, stray):
-                log.info(
-                    "job.phase",
-                    job_id=job_id,
-                    phase=JobPhase.QUEUED.value,
-                    reason="claimed but never started",
-                )
+            self._requeue(stray, "claimed but never started")
             self.wake = True
         for job_id in by_job:
             row = seen.get(job_id)
@@ -859,14 +853,13 @@ class RunnerDaemon:
             self._stop_job(child.job_id, f"the daemon is stopping ({self.config.shutdown_policy})")
 
     def _requeue_on_shutdown(self, ids: list[str]) -> None:
+        self._requeue(ids, "the runner daemon stopped; the job will run again")
+
+    def _requeue(self, ids: list[str], reason: str) -> None:
+        """Put claimed jobs back in the queue, saying why in the journal."""
         assert self.store is not None
         for job_id in self.store.requeue_jobs(self.instance, ids):
-            log.info(
-                "job.phase",
-                job_id=job_id,
-                phase=JobPhase.QUEUED.value,
-                reason="the runner daemon stopped; the job will run again",
-            )
+            log.info("job.phase", job_id=job_id, phase=JobPhase.QUEUED.value, reason=reason)
 
     def _abort_on_shutdown(self, ids: list[str]) -> None:
         assert self.store is not None
