@@ -62,6 +62,7 @@ def routes(base: str) -> list[Route]:
         Route(f"{job}/owner", jobs.get_owner, methods=["GET"]),
         Route(f"{job}/parameters", jobs.get_parameters, methods=["GET"]),
         Route(f"{job}/parameters", jobs.post_parameters, methods=["POST"]),
+        Route(f"{job}/parameters/{{name}}", jobs.get_parameter, methods=["GET"]),
         Route(f"{job}/results", jobs.get_results, methods=["GET"]),
         Route(f"{job}/results/{{result_id}}", jobs.get_result, methods=["GET"]),
         Route(f"{base}/capabilities", metadata.capabilities, methods=["GET"]),

@@ -38,6 +38,9 @@ from tapd.store.policy import destruction_for, execution_duration_for
 
 log = get_logger(component="http")
 
+#: Media type of uploaded tables served back (TAP 1.1 §2.7.6: uploads are VOTables).
+UPLOAD_TYPE = "application/x-votable+xml"
+
 #: UWS control parameters: acted upon, never stored as job parameters (UWS-35).
 CONTROL_PARAMETERS = frozenset({"PHASE", "EXECUTIONDURATION", "DESTRUCTION", "ACTION"})
 
@@ -135,7 +138,9 @@ async def create_job(request: Request) -> Response:
         form.discard_files()
         remove_job_dir(service.jobs_dir, job_id)  # uploads already moved there, if any
         raise
-    log.info("job.created", job_id=job.job_id, phase=job.phase.value, owner=owner)
+    log.info(
+        "job.created", job_id=job.job_id, phase=job.phase.value, owner=owner, run_id=job.run_id
+    )
     return responses.see_other(service.job_url(request, job.job_id))
 
 
@@ -283,8 +288,20 @@ async def get_owner(request: Request) -> Response:
 
 
 async def get_parameters(request: Request) -> Response:
+    service = service_of(request)
     job = await _job(request)
-    return responses.xml(uws.parameters_document(job))
+    return responses.xml(uws.parameters_document(job, service.job_url(request, job.job_id)))
+
+
+async def get_parameter(request: Request) -> Response:
+    """GET /parameters/{part}: a file uploaded inline with the job (its byReference value)."""
+    service = service_of(request)
+    job = await _job(request)
+    part = request.path_params["name"]
+    path = service.jobs_dir / job.job_id / UPLOADS_DIR / part
+    if part not in uws.uploaded_parts(job.parameters) or not path.is_file():
+        raise NotFound(f"job {job.job_id} has no uploaded parameter {part!r}")
+    return FileResponse(path, media_type=UPLOAD_TYPE, headers=responses.NO_CACHE)
 
 
 async def post_parameters(request: Request) -> Response:

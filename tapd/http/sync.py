@@ -79,6 +79,8 @@ async def _run(request: Request, service: TapService, form: RequestForm) -> Resp
     except TapdError as exc:
         form.discard_files()
         return error_response(exc.message, 400)
+    if tap.run_id is not None:  # RUNID is kept in the logs (DALI 3.4.6)
+        log.info("http.sync_query", run_id=tap.run_id)
     loop = asyncio.get_running_loop()
     pipe = ResultPipe(loop)
 

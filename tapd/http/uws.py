@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 
+from tapd.http.forms import PART_NAME
 from tapd.http.xmltext import attr, text, utc_timestamp
 from tapd.store.jobs import MULTI_VALUED_PARAMETERS, Job
 
@@ -51,13 +52,32 @@ def display_parameters(parameters: Mapping[str, tuple[str, ...]]) -> list[tuple[
     return shown
 
 
-def parameters_element(parameters: Mapping[str, tuple[str, ...]]) -> str:
-    """``<uws:parameters>`` with one ``<uws:parameter>`` per name."""
-    items = "".join(
+def uploaded_parts(parameters: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """Names of the inline parts (``UPLOAD=table,param:part``) the job refers to, in order."""
+    parts: list[str] = []
+    for value in parameters.get("UPLOAD", ()):
+        for item in value.split(";"):
+            uri = item.partition(",")[2].strip()
+            name = uri[len("param:") :] if uri.startswith("param:") else ""
+            usable = PART_NAME.match(name) and name.upper() not in parameters
+            if usable and name not in parts:
+                parts.append(name)
+    return parts
+
+
+def parameters_element(parameters: Mapping[str, tuple[str, ...]], job_url: str) -> str:
+    """``<uws:parameters>`` with one ``<uws:parameter>`` per name, plus each uploaded file
+    as ``byReference`` to ``{job_url}/parameters/{part}`` (UWS 1.1 §2.2.2.4)."""
+    items = [
         f'<uws:parameter id="{attr(name)}">{text(value)}</uws:parameter>'
         for name, value in display_parameters(parameters)
-    )
-    return f"<uws:parameters>{items}</uws:parameters>"
+    ]
+    items += [
+        f'<uws:parameter id="{attr(part)}" byReference="true">'
+        f"{text(job_url)}/parameters/{text(part)}</uws:parameter>"
+        for part in uploaded_parts(parameters)
+    ]
+    return f"<uws:parameters>{''.join(items)}</uws:parameters>"
 
 
 def results_element(job: Job, job_url: str) -> str:
@@ -85,7 +105,7 @@ def job_body(job: Job, job_url: str) -> str:
         _optional_time("endTime", job.end_time),
         f"<uws:executionDuration>{int(job.execution_duration)}</uws:executionDuration>",
         _optional_time("destruction", job.destruction),
-        parameters_element(job.parameters),
+        parameters_element(job.parameters, job_url),
         results_element(job, job_url),
     ]
     if job.error is not None:
@@ -102,9 +122,9 @@ def job_document(job: Job, job_url: str) -> bytes:
     return (f"{_DECLARATION}<uws:job {_ROOT_ATTRS}>{job_body(job, job_url)}</uws:job>\n").encode()
 
 
-def parameters_document(job: Job) -> bytes:
+def parameters_document(job: Job, job_url: str) -> bytes:
     """The ``/parameters`` child: a ``<uws:parameters>`` root element."""
-    body = parameters_element(job.parameters).removeprefix("<uws:parameters>")
+    body = parameters_element(job.parameters, job_url).removeprefix("<uws:parameters>")
     return f"{_DECLARATION}<uws:parameters {_NAMESPACES}>{body}\n".encode()
 
 

@@ -115,6 +115,20 @@ def test_upload_values_are_one_parameter_and_no_name_repeats() -> None:
     assert [(p.get("id"), p.text) for p in params] == [
         ("UPLOAD", "a,param:a;b,http://x/b.xml"),
         ("QUERY", "SELECT 1"),
+        ("a", URL + "/parameters/a"),  # the inline file, by reference (UWS-16)
+    ]
+
+
+def test_inline_uploads_are_listed_by_reference_and_schema_valid(ivoa_schemas) -> None:
+    """The uploaded file itself is a byReference parameter; bad part names are not (UWS-16)."""
+    job = make_job(parameters={"UPLOAD": ("a,param:p1;b,http://x/b.xml", "c,param:../x")})
+    document = job_document(job, URL)
+    ivoa_schemas.assert_valid(document)
+    ivoa_schemas.assert_valid(parameters_document(job, URL))
+    params = etree.fromstring(document).findall("uws:parameters/uws:parameter", NS)
+    assert [(p.get("id"), p.get("byReference"), p.text) for p in params] == [
+        ("UPLOAD", None, "a,param:p1;b,http://x/b.xml;c,param:../x"),
+        ("p1", "true", URL + "/parameters/p1"),
     ]
 
 
@@ -148,7 +162,7 @@ def test_parameters_and_results_children_are_valid_documents(ivoa_schemas) -> No
     job = make_job(
         JobPhase.COMPLETED, results=(ResultEntry("result", "r", "text/csv", 1, 1, False),)
     )
-    ivoa_schemas.assert_valid(parameters_document(job))
+    ivoa_schemas.assert_valid(parameters_document(job, URL))
     ivoa_schemas.assert_valid(results_document(job, URL))
 
 
