@@ -26,11 +26,21 @@ NS = {"uws": "http://www.ivoa.net/xml/UWS/v1.0"}
 WAIT_MAX = 3
 ROWS = 50
 QUERY = "SELECT TOP 3 id FROM demo.stars ORDER BY id"
+SYNC_LIMIT = 2
+#: ROWS**6 combinations: far longer than SYNC_LIMIT.
+SLOW_QUERY = (
+    "SELECT COUNT(*) AS n FROM demo.stars AS a, demo.stars AS b, demo.stars AS c,"
+    " demo.stars AS d, demo.stars AS e, demo.stars AS f"
+)
 
 
 @pytest.fixture(scope="module")
 def service(pg_cluster, tmp_path_factory) -> Iterator[RunningService]:
-    settings = {"TAPD_WAIT_MAX": str(WAIT_MAX), "TAPD_SWEEP_INTERVAL": "0.2"}
+    settings = {
+        "TAPD_WAIT_MAX": str(WAIT_MAX),
+        "TAPD_SWEEP_INTERVAL": "0.2",
+        "TAPD_SYNC_EXECUTION_DURATION": str(SYNC_LIMIT),
+    }
     running = start_service(
         pg_cluster, tmp_path_factory.mktemp("checklist"), "http_checklist", settings,
         daemon=True, sample_rows=ROWS,
@@ -345,6 +355,15 @@ def test_error_and_result_children_are_404_where_there_is_none(client) -> None:
     assert message in error.text  # the same leading text in both (TAP-35)
 
 
+def test_sync_queries_stop_at_the_sync_time_limit_with_an_error_document(client) -> None:
+    """(TAP-22, TAP-50)"""
+    response = sync(client, QUERY=SLOW_QUERY)
+    assert response.status_code >= 400
+    document = table_of(response.content)
+    assert query_status(document) == ["ERROR"]
+    assert str(SYNC_LIMIT) in document.resources[0].infos[0].content
+
+
 # -- UWS job control ------------------------------------------------------------------------
 
 
@@ -357,6 +376,44 @@ def test_run_answers_303_to_the_job_which_is_no_longer_pending(client) -> None:
     assert job_root(client, url).findtext("uws:phase", namespaces=NS) in (
         "QUEUED", "EXECUTING", "COMPLETED",
     )  # fmt: skip
+
+
+def test_job_document_is_xml_whatever_the_client_accepts(client) -> None:
+    """(UWS-03, UWS-04)"""
+    url = create(client)
+    for accept in (None, "application/xml,text/plain", "text/html", "application/json"):
+        headers = {"Accept": accept} if accept else {}
+        response = client.get(url, headers=headers)
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/xml"), accept
+        assert etree.fromstring(response.content).get("version") == "1.1"
+
+
+def test_unset_quote_and_destruction_are_empty_200(client, service) -> None:
+    """(UWS-06, UWS-14)"""
+    url = create(client)
+    with psycopg.connect(service.dsn, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE tapd.jobs SET quote = NULL, destruction = NULL WHERE job_id = %s",
+            (url.rsplit("/", 1)[1],),
+        )
+    for child in ("quote", "destruction"):
+        response = client.get(f"{url}/{child}")
+        assert (response.status_code, response.text) == (200, ""), child
+    root = job_root(client, url)
+    nil = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+    assert root.find("uws:quote", NS).get(nil) == "true"
+    assert root.find("uws:destruction", NS).get(nil) == "true"
+
+
+def test_wait_returns_after_the_seconds_asked_for(client) -> None:
+    """WAIT=1 below the cap returns the unchanged job after about 1 s, not the cap (UWS-52)."""
+    url = create(client)
+    started = time.monotonic()
+    root = job_root(client, url, WAIT="1")
+    elapsed = time.monotonic() - started
+    assert root.findtext("uws:phase", namespaces=NS) == "PENDING"
+    assert 0.9 <= elapsed < WAIT_MAX - 0.5
 
 
 def test_phase_values_and_names_are_case_insensitive(client) -> None:
