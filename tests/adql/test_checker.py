@@ -19,6 +19,7 @@ def published(catalog: Catalog, table: str, column: str) -> ColumnMeta:
 
 
 def test_column_reference_metadata_equals_its_tap_schema_row(catalog: Catalog) -> None:
+    """(TAP-44, TAP-88)"""
     ra, pos, name = columns(catalog, "SELECT ra, pos, name FROM stars")
     assert ra == published(catalog, "public.stars", "ra")
     assert pos == published(catalog, "public.stars", "pos")
@@ -40,6 +41,7 @@ def test_metadata_passes_through_subqueries_and_with(catalog: Catalog) -> None:
 
 
 def test_duplicate_and_unnamed_columns_get_unique_names(catalog: Catalog) -> None:
+    """(TAP-43)"""
     result = columns(
         catalog,
         "SELECT a.ra, b.ra, COUNT(*), 1 + 1, a.ra AS ra_2 FROM stars AS a, stars AS b GROUP BY "

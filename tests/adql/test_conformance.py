@@ -50,6 +50,7 @@ def _cases() -> list[Any]:
 
 @pytest.mark.parametrize("case", _cases())
 def test_conformance_case(case: dict[str, Any]) -> None:
+    """(TAP-05)"""
     if case["id"] in EXCEPTIONS:
         pytest.skip(EXCEPTIONS[case["id"]])
     if case["expected_valid"]:

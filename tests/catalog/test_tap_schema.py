@@ -42,6 +42,7 @@ def stars(conn: psycopg.Connection) -> None:
 
 
 def test_tap_schema_describes_its_own_tables_columns_and_keys(conn: psycopg.Connection) -> None:
+    """(TAP-80, TAP-83, TAP-85, TAP-86)"""
     ensure_tap_schema(conn, ROLE)
     tables = [r[0] for r in conn.execute("SELECT table_name FROM tap_schema.tables ORDER BY 1")]
     assert tables == [f"tap_schema.{t}" for t in TAP_SCHEMA_TABLES]
@@ -94,6 +95,7 @@ def test_query_role_is_created_nologin_and_can_read_tap_schema(conn: psycopg.Con
 def test_publish_takes_types_indexes_and_comments_from_postgresql(
     conn: psycopg.Connection, stars: None
 ) -> None:
+    """(TAP-83, TAP-84)"""
     table = publish_table(conn, "public.stars", None, ROLE)
     assert table.table_name == "public.stars"
     assert table.description == "Stars from the comment"
@@ -133,6 +135,7 @@ def test_publish_applies_metadata_and_grants_select(conn: psycopg.Connection, st
 def test_foreign_keys_between_published_tables_become_keys(
     conn: psycopg.Connection, stars: None
 ) -> None:
+    """(TAP-85)"""
     publish_table(conn, "public.obs", None, ROLE)
     assert not [k for k in tap_schema_keys(conn) if k.from_table == "public.obs"]
     publish_table(conn, "public.stars", None, ROLE)

@@ -32,6 +32,7 @@ def abort_by_cli(site: Site, job_id: str, pid: int) -> None:
 def test_abort_ends_the_job_aborted_and_its_query_gone(
     site: Site, daemon: DaemonProcess, abort
 ) -> None:
+    """(UWS-42, D-03)"""
     job_id = site.submit("SELECT x FROM public.sleepy")
     pid = running(site, job_id)
     abort(site, job_id, pid)
@@ -65,6 +66,7 @@ def test_abort_signal_missed_by_notify_is_caught_by_the_poll(
 
 
 def test_execution_duration_exceeded_in_the_query(site: Site, daemon: DaemonProcess) -> None:
+    """(UWS-60, D-04)"""
     job_id = site.submit("SELECT x FROM public.sleepy", duration=1)
     job = site.wait_phase(job_id, timeout=10)
     assert job.phase == JobPhase.ABORTED
@@ -77,6 +79,7 @@ def test_execution_duration_exceeded_in_the_query(site: Site, daemon: DaemonProc
 def test_execution_duration_exceeded_while_writing_the_result(
     site: Site, daemon: DaemonProcess
 ) -> None:
+    """(UWS-60, D-02, D-04)"""
     # Rows arrive slowly, so the result file is being written when time runs out.
     job_id = site.submit("SELECT x FROM public.trickle", duration=2, RESPONSEFORMAT="csv")
     wait_for(

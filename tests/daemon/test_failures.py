@@ -26,6 +26,7 @@ def running(site: Site, job_id: str) -> int:
 def test_sigkill_of_child_ends_job_in_error_within_a_second(
     site: Site, daemon: DaemonProcess
 ) -> None:
+    """(D-06)"""
     job_id = site.submit("SELECT x FROM public.sleepy")
     os.kill(running(site, job_id), signal.SIGKILL)
     job = site.wait_phase(job_id, timeout=1.0)
@@ -52,6 +53,7 @@ def test_sigkill_of_daemon_then_restart_ends_every_job_it_held(
 def test_restart_reconciles_jobs_whose_daemon_and_children_were_all_killed(
     site: Site, daemons: Callable[..., DaemonProcess]
 ) -> None:
+    """(D-06)"""
     # As after `systemctl kill -s KILL tapd`: nothing of the old daemon could clean up.
     first = daemons()
     ids = [site.submit("SELECT x FROM public.sleepy") for _ in range(2)]
@@ -73,6 +75,7 @@ def test_restart_reconciles_jobs_whose_daemon_and_children_were_all_killed(
 def test_jobs_of_a_daemon_that_stopped_heartbeating_are_reconciled_by_another(
     site: Site, daemons: Callable[..., DaemonProcess]
 ) -> None:
+    """(D-06)"""
     first, second = daemons(), daemons()
     job_id = site.submit("SELECT x FROM public.sleepy")
     running(site, job_id)

@@ -11,6 +11,7 @@ from tests.sites import DaemonProcess, Site
 
 
 def test_queued_job_completes_with_its_result_file(site: Site, daemon: DaemonProcess) -> None:
+    """(D-01, D-02)"""
     job_id = site.submit("SELECT x FROM public.numbers", RESPONSEFORMAT="csv")
     job = site.wait_phase(job_id)
     assert job.phase == JobPhase.COMPLETED, job.error
@@ -39,6 +40,7 @@ def test_bad_query_ends_in_error_with_an_error_document(site: Site, daemon: Daem
 
 
 def test_bad_parameters_are_reported_when_the_job_runs(site: Site, daemon: DaemonProcess) -> None:
+    """(DALI-04, TAP-10)"""
     job = site.wait_phase(site.submit("SELECT x FROM public.numbers", LANG="SQL"))
     assert job.phase == JobPhase.ERROR
     assert job.error is not None and "unknown query language 'SQL'" in job.error.message

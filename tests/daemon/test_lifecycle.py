@@ -63,6 +63,7 @@ def test_sighup_with_a_broken_configuration_keeps_the_old_one(
 def test_sigterm_lets_running_jobs_finish_within_the_grace_period(
     site: Site, daemons: Callable[..., DaemonProcess]
 ) -> None:
+    """(D-10)"""
     site.write_config(runner={"shutdown_grace": 30.0})
     daemon = daemons()
     job_id = site.submit("SELECT x FROM public.trickle", MAXREC="150")  # about 1.5 s
@@ -78,6 +79,7 @@ def test_sigterm_lets_running_jobs_finish_within_the_grace_period(
 def test_sigterm_aborts_jobs_still_running_after_the_grace_period(
     site: Site, daemon: DaemonProcess
 ) -> None:
+    """(D-10)"""
     job_id = site.submit("SELECT x FROM public.sleepy")
     running(site, job_id)
     assert daemon.stop() == 0  # grace is 1 s

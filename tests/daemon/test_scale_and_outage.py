@@ -25,6 +25,7 @@ def phase_counts(site: Site) -> dict[JobPhase, int]:
 def test_four_daemons_run_2000_jobs_each_exactly_once(
     site: Site, daemons: Callable[..., DaemonProcess]
 ) -> None:
+    """(D-01)"""
     runners = [daemons() for _ in range(4)]
     with psycopg.connect(site.dsn) as conn, conn.transaction():
         store = JobStore(conn)

@@ -32,6 +32,7 @@ def resource_children(data: bytes) -> list[tuple[str, str | None, str | None]]:
 def test_error_after_streaming_started_ends_the_same_votable_with_error(
     conn: psycopg.Connection[Any], fmt: str
 ) -> None:
+    """(TAP-53)"""
     out = io.BytesIO()
     with pytest.raises(psycopg.errors.DivisionByZero):
         write_result(conn, FAILING, None, COLUMNS, resolve_format(fmt), out, maxrec=None)
@@ -125,6 +126,7 @@ def test_statement_timeout_raises_query_canceled(conn: psycopg.Connection[Any]) 
 
 
 def test_error_document_is_a_votable_with_query_status_error() -> None:
+    """(TAP-50, VOT-01, VOT-02, VOT-03)"""
     out = io.BytesIO()
     write_error_document(
         out,

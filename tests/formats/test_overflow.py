@@ -63,6 +63,7 @@ def status_infos(data: bytes) -> list[tuple[str, str]]:
 def test_overflow_exactly_when_maxrec_dropped_rows(
     conn: psycopg.Connection[Any], fmt: str, maxrec: int, rows: int, overflow: bool
 ) -> None:
+    """(TAP-15, TAP-60, TAP-61, TAP-62, VOT-02)"""
     data, summary = run_writer(conn, fmt, sql=QUERY, columns=ID, maxrec=maxrec)
     assert (summary.rows, summary.overflow) == (rows, overflow)
     assert count_rows(fmt, data) == rows

@@ -54,6 +54,7 @@ HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None
 def test_each_name_selects_a_writer_and_the_content_type_to_serve(
     name: str | None, key: str, mime_type: str
 ) -> None:
+    """(TAP-12, TAP-13)"""
     fmt = resolve_format(name)
     assert (fmt.key, fmt.mime_type) == (key, mime_type)
 
@@ -73,6 +74,7 @@ def test_unknown_votable_serialisation_is_refused() -> None:
 
 
 def test_votable_is_the_default_and_listed_first() -> None:
+    """(TAP-40)"""
     assert available_formats()[0].key == "votable"
 
 

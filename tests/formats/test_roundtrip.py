@@ -73,6 +73,7 @@ def _parse_text(text: str | None, name: str) -> Any:
 
 
 def test_votable_binary2_reads_back_with_astropy(conn: psycopg.Connection[Any]) -> None:
+    """(VOT-24, VOT-25)"""
     data, summary = run_writer(conn, "votable")
     _table, rows = read_votable(data)
     assert summary.rows == len(rows) == 5 and not summary.overflow
@@ -82,6 +83,7 @@ def test_votable_binary2_reads_back_with_astropy(conn: psycopg.Connection[Any]) 
 
 
 def test_votable_binary_reads_back_with_astropy(conn: psycopg.Connection[Any]) -> None:
+    """(VOT-26)"""
     data, _ = run_writer(conn, "votable/b")
     _, rows = read_votable(data)
     # BINARY cannot flag NULL strings or arrays (they read back empty), and an
@@ -96,6 +98,7 @@ def test_votable_binary_reads_back_with_astropy(conn: psycopg.Connection[Any]) -
 
 
 def test_votable_tabledata_reads_back_with_astropy(conn: psycopg.Connection[Any]) -> None:
+    """(VOT-21, VOT-22)"""
     data, _ = run_writer(conn, "votable/td")
     _, rows = read_votable(data)
     expected = source_rows(conn)
@@ -107,6 +110,7 @@ def test_votable_tabledata_reads_back_with_astropy(conn: psycopg.Connection[Any]
 def test_tabledata_keeps_whitespace_and_line_breaks_of_strings(
     conn: psycopg.Connection[Any],
 ) -> None:
+    """(VOT-21)"""
     data, _ = run_writer(
         conn,
         "votable/td",
@@ -118,6 +122,7 @@ def test_tabledata_keeps_whitespace_and_line_breaks_of_strings(
 
 
 def test_field_metadata_comes_from_the_checker_columns(conn: psycopg.Connection[Any]) -> None:
+    """(VOT-13, TAP-44)"""
     data, _ = run_writer(conn, "votable")
     table, _ = read_votable(data)
     for field, meta in zip(table.fields, METAS, strict=True):
@@ -130,6 +135,7 @@ def test_field_metadata_comes_from_the_checker_columns(conn: psycopg.Connection[
 
 
 def test_csv_reads_back_with_the_csv_module(conn: psycopg.Connection[Any]) -> None:
+    """(TAP-45)"""
     data, summary = run_writer(conn, "csv")
     reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
     header = next(reader)
@@ -161,6 +167,7 @@ def _tsv_cell(text: str) -> str:
 
 
 def test_tsv_reads_back_with_its_escapes(conn: psycopg.Connection[Any]) -> None:
+    """(TAP-46)"""
     data, _ = run_writer(conn, "tsv")
     lines = data.decode("utf-8").split("\n")
     assert lines[-1] == ""

@@ -44,6 +44,7 @@ def votlint(data: bytes, path: Path) -> list[str]:
 def test_votlint_finds_nothing_wrong(
     conn: psycopg.Connection[Any], fmt: str, tmp_path: Path
 ) -> None:
+    """(VOT-01, VOT-03, VOT-06, VOT-21, VOT-22)"""
     columns = [meta for meta in METAS if fmt == "votable/td" or meta.name not in POLYGONS]
     sql = f"SELECT {', '.join(meta.name for meta in columns)} FROM everything ORDER BY id"
     data, _ = run_writer(conn, fmt, sql=sql, columns=columns, infos={"QUERY": "SELECT\n*"})
@@ -51,6 +52,7 @@ def test_votlint_finds_nothing_wrong(
 
 
 def test_votlint_accepts_error_documents(tmp_path: Path) -> None:
+    """(TAP-50)"""
     out = io.BytesIO()
     write_error_document(out, "no such table: x", infos={"QUERY": "SELECT * FROM x"})
     assert votlint(out.getvalue(), tmp_path / "error.xml") == []
@@ -76,6 +78,7 @@ def test_stilts_reads_binary2_nulls_of_every_type(
     """astropy ignores null flags on strings; STILTS honours them (VOT-24).
 
     (STILTS also counts empty strings and arrays as NULL, so the values are not empty.)
+    A unicodeChar column keeps non-ASCII text (VOT-20).
     """
     columns = [
         ColumnMeta("i", "int"),

@@ -56,17 +56,20 @@ DECLARED = sorted({form for forms in adql_features().values() for form in forms}
 
 @pytest.mark.parametrize("form", DECLARED)
 def test_every_declared_adql_feature_translates(form: str) -> None:
+    """(TRE-03)"""
     assert form in EXAMPLES, f"no example query for declared feature {form}: add one"
     translation = translate_adql(EXAMPLES[form], Catalog((TABLE,)))
     assert translation.sql
 
 
 def test_feature_types_are_tapregext_ids_as_stilts_spells_them() -> None:
+    """(TRE-03)"""
     for feature_type in adql_features():
         assert feature_type.lower().startswith("ivo://ivoa.net/std/tapregext#features-")
 
 
 def test_declared_formats_resolve_to_their_own_media_type() -> None:
+    """(TRE-04)"""
     caps = service_capabilities(load_config(None, environ={}), "http://h/tap")
     for fmt in caps.formats:
         assert resolve_format(fmt.mime).mime_type.replace(" ", "") == fmt.mime.replace(" ", "")
@@ -75,6 +78,7 @@ def test_declared_formats_resolve_to_their_own_media_type() -> None:
 
 
 def test_declared_limits_are_the_configured_ones() -> None:
+    """(TRE-06, TRE-07, TRE-08, UWS-62)"""
     config = load_config(None, environ={}).replace(
         execution_duration_default=100, execution_duration_max=200, maxrec_default=5,
         maxrec_max=50, destruction_default=3600, destruction_max=7200, upload_max_bytes=99,

@@ -304,7 +304,7 @@ def test_odd_column_names_give_no_xml_ids(client) -> None:
 
 
 def test_votable_declares_utf8_and_the_1_3_namespace_and_no_arraysize_one(client) -> None:
-    """(VOT-01, VOT-06, VOT-08)"""
+    """(VOT-01, VOT-06, VOT-08, VOT-26)"""
     query = "SELECT TOP 1 CAST('a' AS CHAR(1)) AS c, id FROM demo.stars"
     response = sync(client, QUERY=query)
     assert response.content.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
@@ -312,6 +312,7 @@ def test_votable_declares_utf8_and_the_1_3_namespace_and_no_arraysize_one(client
     assert etree.QName(root).namespace == "http://www.ivoa.net/xml/VOTable/v1.3"
     assert root.get("version") in ("1.4", "1.5")
     assert all(f.get("arraysize") != "1" for f in root.iter("{*}FIELD"))
+    assert b"<VALUES" not in response.content  # BINARY2 flags NULLs: no magic values (VOT-26)
 
 
 def test_non_ascii_text_reads_back_without_decode_errors(client) -> None:

@@ -63,6 +63,7 @@ def client(service: RunningService) -> Iterator[httpx.Client]:
 
 
 def test_run_sync_returns_the_rows_and_tap_schema_metadata(tap) -> None:
+    """(TAP-20, TAP-44)"""
     result = tap.run_sync("SELECT TOP 5 name, ra, dec, gmag FROM demo.stars ORDER BY gmag")
     table = result.to_table()
     assert len(table) == 5
@@ -72,11 +73,13 @@ def test_run_sync_returns_the_rows_and_tap_schema_metadata(tap) -> None:
 
 
 def test_run_async_returns_the_rows(tap) -> None:
+    """(TAP-30)"""
     table = tap.run_async("SELECT TOP 3 id FROM demo.stars ORDER BY id").to_table()
     assert list(table["id"]) == [1, 2, 3]
 
 
 def test_submit_run_wait_fetch(tap, ivoa_schemas, client) -> None:
+    """(TAP-31, UWS-17, UWS-10)"""
     job = tap.submit_job("SELECT TOP 2 id, name FROM demo.stars ORDER BY id", runid="e2e")
     assert job.phase == "PENDING"
     job.run()
@@ -93,6 +96,7 @@ def test_submit_run_wait_fetch(tap, ivoa_schemas, client) -> None:
 
 
 def test_abort_stops_a_running_job(tap) -> None:
+    """(UWS-42, D-03)"""
     job = tap.submit_job(SLOW_QUERY)
     job.run()
     for _ in range(100):  # (pyvo's wait() would block WAIT_MAX on the running job)
@@ -107,6 +111,7 @@ def test_abort_stops_a_running_job(tap) -> None:
 
 
 def test_delete_forgets_the_job(tap, client) -> None:
+    """(UWS-43)"""
     job = tap.submit_job("SELECT TOP 1 id FROM demo.stars")
     url = job.url
     job.delete()
@@ -114,6 +119,7 @@ def test_delete_forgets_the_job(tap, client) -> None:
 
 
 def test_get_job_list_shows_finished_jobs(tap) -> None:
+    """(UWS-22, UWS-23)"""
     job = tap.submit_job("SELECT TOP 1 id FROM demo.stars", runid="listed")
     job.run()
     job.wait()
@@ -124,6 +130,7 @@ def test_get_job_list_shows_finished_jobs(tap) -> None:
 
 
 def test_maxrec_truncation_is_flagged_as_overflow_without_a_pyvo_warning(tap, client) -> None:
+    """(TAP-14, TAP-61)"""
     # pyvo 1.9 warns only when the service cut below what was asked for; a result
     # of exactly MAXREC rows is the truncation the user expected.
     with warnings.catch_warnings():
@@ -136,12 +143,14 @@ def test_maxrec_truncation_is_flagged_as_overflow_without_a_pyvo_warning(tap, cl
 
 
 def test_maxrec_above_the_hard_limit_warns_of_service_truncation(tap) -> None:
+    """(TAP-14, TRE-08)"""
     with pytest.warns(pyvo.dal.exceptions.DALOverflowWarning, match="service limits"):
         result = tap.run_sync("SELECT id FROM demo.stars", maxrec=1800)
     assert len(result) == MAXREC_MAX
 
 
 def test_exactly_maxrec_rows_is_no_overflow(client) -> None:
+    """(TAP-62)"""
     data = {"LANG": "ADQL", "QUERY": "SELECT TOP 7 id FROM demo.stars", "MAXREC": "7"}
     table = votable.parse(io.BytesIO(client.post("/sync", data=data).content))
     statuses = [i.value for i in table.resources[0].infos if i.name == "QUERY_STATUS"]
@@ -149,6 +158,7 @@ def test_exactly_maxrec_rows_is_no_overflow(client) -> None:
 
 
 def test_service_default_maxrec_applies_and_warns(tap) -> None:
+    """(TAP-14, TRE-08)"""
     with pytest.warns(pyvo.dal.exceptions.DALOverflowWarning, match="server limits"):
         result = tap.run_sync("SELECT id FROM demo.stars")
     assert len(result) == MAXREC_DEFAULT
@@ -179,11 +189,13 @@ def test_uploaded_table_comes_back_as_sent(tap) -> None:
 
 
 def test_bad_adql_is_a_query_error_with_the_position(tap) -> None:
+    """(TAP-50, TAP-51)"""
     with pytest.raises(pyvo.dal.DALQueryError, match="line 1, column"):
         tap.run_sync("SELECT FROM WHERE demo.stars")
 
 
 def test_async_job_with_bad_lang_is_created_and_ends_in_error(client, tap, ivoa_schemas) -> None:
+    """(UWS-18, TAP-10, TAP-33, TAP-52, DALI-04)"""
     response = client.post("/async", data={"LANG": "SQL", "QUERY": "SELECT 1", "PHASE": "RUN"})
     assert response.status_code == 303
     url = response.headers["location"]
@@ -238,6 +250,7 @@ def check_payload(content: bytes, content_type: str, expected_ids: list[int]) ->
 
 
 def test_every_declared_format_works_sync_and_async(client) -> None:
+    """(TAP-12, TAP-13, TAP-41, TRE-04)"""
     query = "SELECT TOP 3 id, name, ra FROM demo.stars ORDER BY id"
     for mime, alias, aliases in _formats(client):
         for name in (mime, *aliases):
@@ -265,6 +278,7 @@ def test_every_declared_format_works_sync_and_async(client) -> None:
 
 
 def test_unknown_format_is_an_error_document(client) -> None:
+    """(TAP-12)"""
     query = "SELECT TOP 1 id FROM demo.stars"
     response = client.post(
         "/sync", data={"LANG": "ADQL", "QUERY": query, "RESPONSEFORMAT": "bogus"}
@@ -274,6 +288,7 @@ def test_unknown_format_is_an_error_document(client) -> None:
 
 
 def test_tap_schema_is_queryable(tap) -> None:
+    """(TAP-80)"""
     table = tap.run_sync(
         "SELECT table_name FROM TAP_SCHEMA.tables WHERE table_name = 'demo.stars'"
     ).to_table()
@@ -308,6 +323,7 @@ def test_a_burst_of_100_jobs_from_20_threads_all_complete_without_5xx(service) -
 
 
 def test_vosi_documents_validate_and_tables_have_children(client, ivoa_schemas) -> None:
+    """(VOSI-01, VOSI-03, VOSI-06, VOSI-08, VOSI-09)"""
     for path in ("/capabilities", "/availability", "/tables", "/tables?detail=min"):
         response = client.get(path)
         assert response.status_code == 200, path
@@ -326,6 +342,7 @@ def test_vosi_documents_validate_and_tables_have_children(client, ivoa_schemas) 
 
 
 def test_aborted_job_explains_itself_at_error(tap, client) -> None:
+    """(TAP-33, TAP-34)"""
     job = tap.submit_job(SLOW_QUERY)
     job.abort()
     error = client.get(job.url + "/error")
@@ -367,6 +384,7 @@ def test_upload_problems_are_clear_error_documents(client) -> None:
 
 @pytest.mark.parametrize("serialization", ["votable", "votable/b2", "votable/td", "votable/b"])
 def test_pyvo_reads_every_votable_serialization(tap, serialization: str) -> None:
+    """(TAP-40, VOT-24, VOT-25)"""
     query = "SELECT TOP 3 id, name, pos FROM demo.stars ORDER BY id"
     table = tap.run_sync(query, RESPONSEFORMAT=serialization).to_table()
     assert list(table["id"]) == [1, 2, 3]

@@ -28,6 +28,7 @@ def client_for(service: RunningService, user: str | None) -> httpx.Client:
 
 
 def test_owner_is_recorded_and_others_get_403(service: RunningService) -> None:
+    """(UWS-21, TAP-55)"""
     with client_for(service, "alice") as alice, client_for(service, "bob") as bob:
         url = alice.post("/async", data={"QUERY": "SELECT 1"}).headers["location"]
         root = etree.fromstring(alice.get(url).content)

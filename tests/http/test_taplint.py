@@ -47,6 +47,9 @@ def run_taplint(url: str) -> list[str]:
 
 
 def test_taplint_finds_no_errors_in_any_stage(service: RunningService) -> None:
+    """Stages TMV..UPL validate every document against the IVOA schemas and cross-check
+    TAP_SCHEMA, /tables and result metadata (TAP-01, TAP-30, TAP-44, TAP-80, TAP-81, TAP-82,
+    TAP-83, TAP-85, TAP-88, VOSI-04, VOSI-08, UWS-10)."""
     lines = run_taplint(service.url)
     stages = {line.split()[1].rstrip(":") for line in lines if line.startswith("Section ")}
     errors = [line for line in lines if line.startswith("E-")]

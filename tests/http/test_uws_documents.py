@@ -38,6 +38,7 @@ def make_job(phase: JobPhase = JobPhase.PENDING, **changes: object) -> Job:
 
 @pytest.mark.parametrize("phase", list(JobPhase))
 def test_job_document_is_schema_valid_in_every_phase(phase: JobPhase, ivoa_schemas) -> None:
+    """(UWS-10, UWS-11, UWS-12)"""
     started = CREATED + dt.timedelta(seconds=1) if phase != JobPhase.PENDING else None
     job = make_job(
         phase,
@@ -54,6 +55,7 @@ def test_job_document_is_schema_valid_in_every_phase(phase: JobPhase, ivoa_schem
 
 
 def test_pending_job_has_nil_times_and_owner_in_schema_order() -> None:
+    """(UWS-08, UWS-11, UWS-12, UWS-21)"""
     root = etree.fromstring(job_document(make_job(), URL))
     assert root.get("version") == "1.1"
     names = [etree.QName(e).localname for e in root]
@@ -68,6 +70,7 @@ def test_pending_job_has_nil_times_and_owner_in_schema_order() -> None:
 
 
 def test_times_are_utc_with_milliseconds_and_z() -> None:
+    """(UWS-05)"""
     plus_two = dt.timezone(dt.timedelta(hours=2))
     job = make_job(creation_time=dt.datetime(2026, 1, 2, 5, 4, 5, 678901, tzinfo=plus_two))
     root = etree.fromstring(job_document(job, URL))
@@ -78,6 +81,7 @@ def test_times_are_utc_with_milliseconds_and_z() -> None:
 
 
 def test_error_summary_carries_message_child_and_both_attributes() -> None:
+    """(UWS-18, TAP-35)"""
     job = make_job(JobPhase.ERROR, error=ErrorSummary("Unknown table 'nope'", "fatal", True))
     root = etree.fromstring(job_document(job, URL))
     summary = root.find("uws:errorSummary", NS)
@@ -87,6 +91,7 @@ def test_error_summary_carries_message_child_and_both_attributes() -> None:
 
 
 def test_result_is_listed_as_result_with_absolute_href_size_and_type() -> None:
+    """(UWS-17, TAP-31)"""
     job = make_job(
         JobPhase.COMPLETED,
         results=(
@@ -102,6 +107,7 @@ def test_result_is_listed_as_result_with_absolute_href_size_and_type() -> None:
 
 
 def test_run_id_and_owner_are_echoed_verbatim() -> None:
+    """(UWS-20, UWS-21)"""
     job = make_job(run_id="TAPLINT-001 <&>", owner="alice@example.org")
     root = etree.fromstring(job_document(job, URL))
     assert root.findtext("uws:runId", namespaces=NS) == "TAPLINT-001 <&>"
@@ -109,6 +115,7 @@ def test_run_id_and_owner_are_echoed_verbatim() -> None:
 
 
 def test_upload_values_are_one_parameter_and_no_name_repeats() -> None:
+    """(TAP-18, UWS-16)"""
     job = make_job(parameters={"UPLOAD": ("a,param:a", "b,http://x/b.xml"), "QUERY": ("SELECT 1",)})
     root = etree.fromstring(job_document(job, URL))
     params = root.findall("uws:parameters/uws:parameter", NS)
@@ -138,6 +145,7 @@ def test_control_characters_in_user_values_keep_the_document_well_formed(ivoa_sc
 
 
 def test_job_list_lists_phase_run_id_owner_and_creation_time(ivoa_schemas) -> None:
+    """(UWS-08, UWS-22)"""
     jobs = [make_job(), make_job(JobPhase.COMPLETED, job_id="def456", run_id="r1", owner="bob")]
     document = job_list_document(jobs, "http://h/tap/async")
     ivoa_schemas.assert_valid(document)
@@ -167,6 +175,7 @@ def test_parameters_and_results_children_are_valid_documents(ivoa_schemas) -> No
 
 
 def test_validator_rejects_an_empty_start_time(ivoa_schemas) -> None:
+    """(UWS-12)"""
     broken = job_document(make_job(), URL).replace(
         b'<uws:startTime xsi:nil="true"/>', b"<uws:startTime/>"
     )

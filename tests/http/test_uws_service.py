@@ -67,6 +67,7 @@ def job_count(client: httpx.Client) -> int:
 def test_creation_answers_303_to_an_absolute_job_url_of_a_pending_job(
     client, service, ivoa_schemas
 ) -> None:
+    """(UWS-02, UWS-10, UWS-20, UWS-30, UWS-40, TAP-17)"""
     url = create(client, LANG="ADQL", QUERY="SELECT 1", RUNID="TAPLINT-001", REQUEST="doQuery")
     assert url.startswith(service.url + "/async/")
     job_id = url.rsplit("/", 1)[1]
@@ -86,6 +87,7 @@ def test_creation_answers_303_to_an_absolute_job_url_of_a_pending_job(
 
 
 def test_phase_run_in_the_creating_post_queues_at_once_and_is_not_a_parameter(client) -> None:
+    """(UWS-35, UWS-49)"""
     url = create(client, LANG="ADQL", QUERY="SELECT 1", phase="run")
     root = job_xml(client, url)
     assert root.findtext("uws:phase", namespaces=NS) == "QUEUED"
@@ -93,6 +95,7 @@ def test_phase_run_in_the_creating_post_queues_at_once_and_is_not_a_parameter(cl
 
 
 def test_children_are_text_plain_and_agree_with_the_job_document(client) -> None:
+    """(UWS-01, UWS-03, UWS-05, UWS-21)"""
     url = create(client)
     root = job_xml(client, url)
     for child, element in [("phase", "phase"), ("executionduration", "executionDuration"),
@@ -110,6 +113,7 @@ def test_children_are_text_plain_and_agree_with_the_job_document(client) -> None
 
 
 def test_error_and_result_of_a_pending_job_are_404(client) -> None:
+    """(UWS-01, TAP-34)"""
     url = create(client)
     assert client.get(url + "/error").status_code == 404
     response = client.get(url + "/results/result")
@@ -118,6 +122,7 @@ def test_error_and_result_of_a_pending_job_are_404(client) -> None:
 
 
 def test_parameters_posted_again_replace_and_never_repeat(client) -> None:
+    """(TAP-18, UWS-47, DALI-01)"""
     url = create(client, RUNID="first", QUERY="SELECT 1")
     assert client.post(url + "/parameters", data={"runId": "second"}).status_code == 303
     assert client.post(url + "/parameters", data={"query": "SELECT 2"}).status_code == 303
@@ -128,6 +133,7 @@ def test_parameters_posted_again_replace_and_never_repeat(client) -> None:
 
 
 def test_abort_then_run_is_refused_and_changes_nothing(client) -> None:
+    """(UWS-31, UWS-42, UWS-07)"""
     url = create(client)
     assert client.post(url + "/phase", data={"PHASE": "ABORT"}).headers["location"] == url
     assert phase_of(client, url) == "ABORTED"
@@ -138,6 +144,7 @@ def test_abort_then_run_is_refused_and_changes_nothing(client) -> None:
 
 
 def test_parameters_of_a_queued_job_cannot_change(client) -> None:
+    """(UWS-47, UWS-07, D-09)"""
     url = create(client, QUERY="SELECT 1", PHASE="RUN")
     response = client.post(url + "/parameters", data={"QUERY": "SELECT 2"})
     assert response.status_code == 403
@@ -155,6 +162,7 @@ def test_bad_phase_value_is_400(client, value: str) -> None:
 
 
 def test_delete_and_action_delete_forget_the_job(client, service) -> None:
+    """(UWS-43, UWS-44, UWS-25)"""
     for delete in (lambda u: client.delete(u), lambda u: client.post(u, data={"ACTION": "DELETE"})):
         url = create(client)
         (service.jobs_dir / url.rsplit("/", 1)[1]).mkdir()
@@ -167,6 +175,7 @@ def test_delete_and_action_delete_forget_the_job(client, service) -> None:
 
 
 def test_unknown_job_is_404_with_its_id(client) -> None:
+    """(UWS-07, TAP-55)"""
     response = client.get("/async/nosuchjob")
     assert response.status_code == 404
     assert "no job with id 'nosuchjob'" in response.text
@@ -203,6 +212,7 @@ def test_bad_maxrec_on_creation_is_400_and_creates_nothing(client) -> None:
 
 @pytest.mark.parametrize("wait", ["soon", "1.5", "-2"])
 def test_bad_wait_is_400(client, wait: str) -> None:
+    """(UWS-52)"""
     url = create(client)
     response = client.get(url, params={"WAIT": wait})
     assert response.status_code == 400
@@ -210,6 +220,7 @@ def test_bad_wait_is_400(client, wait: str) -> None:
 
 
 def test_wait_returns_when_the_phase_changes(client) -> None:
+    """(UWS-50, UWS-55, D-07)"""
     url = create(client)
     results: list[str] = []
 
@@ -227,6 +238,7 @@ def test_wait_returns_when_the_phase_changes(client) -> None:
 
 
 def test_wait_on_a_finished_job_or_other_phase_returns_at_once(client) -> None:
+    """(UWS-51, UWS-53)"""
     aborted = create(client)
     client.post(aborted + "/phase", data={"PHASE": "ABORT"})
     pending = create(client)
@@ -238,6 +250,7 @@ def test_wait_on_a_finished_job_or_other_phase_returns_at_once(client) -> None:
 
 
 def test_wait_is_capped_by_wait_max(client) -> None:
+    """(UWS-54, UWS-52)"""
     url = create(client)
     started = time.monotonic()
     root = job_xml(client, url, WAIT="-1")
@@ -246,6 +259,7 @@ def test_wait_is_capped_by_wait_max(client) -> None:
 
 
 def test_job_list_filters_by_phase_last_and_after(client, ivoa_schemas) -> None:
+    """(UWS-22, UWS-23, UWS-24)"""
     start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     aborted = create(client)
     client.post(aborted + "/phase", data={"PHASE": "ABORT"})
@@ -273,12 +287,14 @@ BAD_FILTERS = [
 
 @pytest.mark.parametrize(("params", "word"), BAD_FILTERS)
 def test_bad_job_list_filters_are_400(client, params: dict[str, str], word: str) -> None:
+    """(UWS-24)"""
     response = client.get("/async", params=params)
     assert response.status_code == 400
     assert word in response.text
 
 
 def test_execution_duration_is_clamped_and_checked(client) -> None:
+    """(UWS-46, UWS-62)"""
     url = create(client)
     assert (
         client.post(
@@ -297,6 +313,7 @@ def test_execution_duration_is_clamped_and_checked(client) -> None:
 
 
 def test_destruction_is_clamped_never_in_the_past_and_checked(client) -> None:
+    """(UWS-45, D-05)"""
     url = create(client)
     far = "2999-01-01T00:00:00Z"
     assert client.post(url + "/destruction", data={"DESTRUCTION": far}).status_code == 303
@@ -313,6 +330,7 @@ def test_destruction_is_clamped_never_in_the_past_and_checked(client) -> None:
 
 
 def test_parameters_posted_to_the_job_itself_are_refused_with_directions(client) -> None:
+    """(UWS-47)"""
     url = create(client)
     response = client.post(url, data={"QUERY": "SELECT 2"})
     assert response.status_code == 403
@@ -374,6 +392,7 @@ def test_wrong_method_is_405_and_unknown_resource_404(client) -> None:
 
 
 def test_uws_parameters_in_the_creating_post_are_applied_not_stored(client) -> None:
+    """(UWS-35, UWS-62)"""
     url = create(
         client, QUERY="SELECT 1", EXECUTIONDURATION="30", DESTRUCTION="2000-01-01T00:00:00Z"
     )
@@ -386,6 +405,7 @@ def test_uws_parameters_in_the_creating_post_are_applied_not_stored(client) -> N
 
 
 def test_availability_is_false_without_a_runner_daemon(client, ivoa_schemas) -> None:
+    """(VOSI-06, VOSI-07)"""
     response = client.get("/availability")
     ivoa_schemas.assert_valid(response.content)
     root = etree.fromstring(response.content)
@@ -395,6 +415,7 @@ def test_availability_is_false_without_a_runner_daemon(client, ivoa_schemas) -> 
 
 
 def test_service_recovers_after_a_postgresql_restart(client, service, pg_cluster) -> None:
+    """(D-07)"""
     url = create(client)
     query = {"LANG": "ADQL", "QUERY": "SELECT TOP 1 schema_name FROM TAP_SCHEMA.schemas"}
 

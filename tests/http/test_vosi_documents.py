@@ -53,10 +53,12 @@ def caps(**changes: object) -> ServiceCapabilities:
 
 
 def test_capabilities_validate_against_vosi_and_tapregext(ivoa_schemas) -> None:
+    """(VOSI-03, TRE-01, TRE-02, TRE-04)"""
     ivoa_schemas.assert_valid(capabilities_document(caps()))
 
 
 def test_tap_capability_has_a_base_interface_of_version_1_1(ivoa_schemas) -> None:
+    """(VOSI-04, TRE-01)"""
     root = etree.fromstring(capabilities_document(caps()))
     (tap,) = [c for c in root if c.get("standardID") == "ivo://ivoa.net/std/TAP"]
     assert tap.get(XSI_TYPE) == "tr:TableAccess"
@@ -68,6 +70,7 @@ def test_tap_capability_has_a_base_interface_of_version_1_1(ivoa_schemas) -> Non
 
 
 def test_capabilities_state_the_limits_jobs_get() -> None:
+    """(TRE-06, TRE-07, TRE-08)"""
     root = etree.fromstring(capabilities_document(caps()))
     ns = {}
     tap = root.find("capability[@standardID='ivo://ivoa.net/std/TAP']", ns)
@@ -89,6 +92,7 @@ def test_capabilities_without_uploads_list_no_upload_method_or_limit(ivoa_schema
 
 
 def test_vosi_capabilities_are_listed_with_full_urls() -> None:
+    """(VOSI-05, TAP-02)"""
     root = etree.fromstring(capabilities_document(caps()))
     urls = {c.get("standardID"): c.findtext("interface/accessURL") for c in root}
     assert urls["ivo://ivoa.net/std/VOSI#availability"] == "http://127.0.0.1:8080/tap/availability"
@@ -97,12 +101,14 @@ def test_vosi_capabilities_are_listed_with_full_urls() -> None:
 
 
 def test_empty_feature_lists_are_left_out() -> None:
+    """(TRE-03)"""
     document = capabilities_document(caps())
     assert b"features-udf" not in document
     assert b"<form>CONTAINS</form>" in document
 
 
 def test_availability_is_valid_with_notes(ivoa_schemas) -> None:
+    """(VOSI-06)"""
     document = availability_document(
         False,
         ["no runner daemon has sent a heartbeat"],
@@ -135,6 +141,7 @@ def sample_catalog() -> Catalog:
 
 
 def test_tables_document_validates_and_carries_types_flags_and_keys(ivoa_schemas) -> None:
+    """(VOSI-08)"""
     info = TableSetInfo(
         {"public": "Sample data", "TAP_SCHEMA": None},
         [ForeignKey("public.stars", "TAP_SCHEMA.tables", (("name", "table_name"),))],
@@ -157,12 +164,14 @@ def test_tables_document_validates_and_carries_types_flags_and_keys(ivoa_schemas
 
 
 def test_tables_detail_min_leaves_out_columns(ivoa_schemas) -> None:
+    """(VOSI-09)"""
     document = tables_document(sample_catalog(), TableSetInfo(), detail=False)
     ivoa_schemas.assert_valid(document)
     assert etree.fromstring(document).find(".//column") is None
 
 
 def test_single_table_document_is_valid(ivoa_schemas) -> None:
+    """(VOSI-09)"""
     document = table_document(sample_catalog().tables[0], TableSetInfo())
     ivoa_schemas.assert_valid(document)
     root = etree.fromstring(document)

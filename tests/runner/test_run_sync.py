@@ -109,6 +109,7 @@ def test_connection_is_idle_after_the_transaction_set_up_fails(
 def test_connection_is_idle_after_the_time_limit_stops_the_query(
     conn: psycopg.Connection[Any], config: Config
 ) -> None:
+    """(TAP-22)"""
     with pytest.raises(QueryTimeLimit):
         query_csv(conn, config, "SELECT x FROM public.sleepy", timeout=0.5)
     assert_idle_and_unchanged(conn)

@@ -13,6 +13,7 @@ def parse(**parameters: str | list[str]):
 
 
 def test_names_are_case_insensitive_and_defaults_apply() -> None:
+    """(DALI-01, TAP-40)"""
     request = parse(lang="ADQL", Query="SELECT 1 FROM t")
     assert (request.lang, request.query) == ("ADQL", "SELECT 1 FROM t")
     assert (request.format_name, request.maxrec, request.maxrec_given) == ("votable", 1000, False)
@@ -21,6 +22,7 @@ def test_names_are_case_insensitive_and_defaults_apply() -> None:
 
 @pytest.mark.parametrize("lang", ["ADQL", "ADQL-2.0", "ADQL-2.1", "adql"])
 def test_versioned_adql_is_accepted(lang: str) -> None:
+    """(TAP-10)"""
     assert parse(LANG=lang, QUERY="q").lang == "ADQL"
 
 
@@ -44,11 +46,13 @@ def test_versioned_adql_is_accepted(lang: str) -> None:
 def test_bad_parameters_are_refused_with_a_message_naming_the_parameter(
     parameters: dict[str, str | list[str]], message: str
 ) -> None:
+    """(DALI-02, TAP-10, TAP-12, TAP-17)"""
     with pytest.raises(ParameterError, match=message):
         parse(**parameters)
 
 
 def test_format_synonym_maxrec_ceiling_uploads_and_spurious_parameters() -> None:
+    """(DALI-03, TAP-12, TAP-14, TAP-17)"""
     request = parse(
         LANG="ADQL",
         QUERY="q",
@@ -66,4 +70,5 @@ def test_format_synonym_maxrec_ceiling_uploads_and_spurious_parameters() -> None
 
 
 def test_maxrec_zero_is_allowed() -> None:
+    """(TAP-15)"""
     assert parse(LANG="ADQL", QUERY="q", MAXREC="0").maxrec == 0

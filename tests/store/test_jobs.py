@@ -32,6 +32,7 @@ def notifications(conn: psycopg.Connection) -> list[tuple[str, str]]:
 
 
 def test_new_job_is_pending_with_a_random_url_safe_id(store: JobStore) -> None:
+    """(UWS-02, UWS-30)"""
     ids = {new_job(store) for _ in range(50)}
     assert len(ids) == 50
     assert all(re.fullmatch(r"[a-z2-7]{26}", i) for i in ids)  # 130 random bits
@@ -39,6 +40,7 @@ def test_new_job_is_pending_with_a_random_url_safe_id(store: JobStore) -> None:
 
 
 def test_creation_sets_times_quote_and_run_id(store: JobStore) -> None:
+    """(D-08, UWS-15, UWS-20)"""
     destruction = dt.datetime(2040, 1, 1, tzinfo=dt.UTC)
     job = store.create_job(
         {"runid": "mine", "QUERY": "SELECT 1"}, execution_duration=30, destruction=destruction
@@ -50,6 +52,7 @@ def test_creation_sets_times_quote_and_run_id(store: JobStore) -> None:
 
 
 def test_parameter_names_are_case_insensitive_and_a_later_post_replaces(store: JobStore) -> None:
+    """(DALI-01, TAP-18)"""
     job_id = new_job(store, query="SELECT 1", lang="ADQL")
     job = store.set_parameters(job_id, [("Query", "SELECT 2"), ("runId", "r2"), ("FOO", "x")])
     assert job.parameters == {
@@ -64,6 +67,7 @@ def test_parameter_names_are_case_insensitive_and_a_later_post_replaces(store: J
 def test_repeated_parameter_in_one_post_keeps_every_value_for_the_runner_to_refuse(
     store: JobStore,
 ) -> None:
+    """(DALI-02)"""
     job = store.create_job([("QUERY", "a"), ("query", "b")], execution_duration=1, destruction=None)
     assert job.parameters["QUERY"] == ("a", "b")
 
@@ -77,6 +81,7 @@ def test_upload_values_accumulate_across_posts(store: JobStore) -> None:
 
 
 def test_parameters_are_frozen_once_the_job_leaves_pending(store: JobStore) -> None:
+    """(D-09, UWS-47)"""
     job_id = new_job(store, QUERY="SELECT 1")
     store.queue_job(job_id)
     with pytest.raises(PhaseConflict, match="QUEUED: its parameters can only change while PENDING"):
@@ -100,6 +105,7 @@ def test_unknown_job_id_is_job_not_found(store: JobStore) -> None:
 def test_run_queues_the_job_and_wakes_runners_in_the_same_transaction(
     store: JobStore, dsn: str
 ) -> None:
+    """(UWS-32, D-07)"""
     job_id = new_job(store)
     with psycopg.connect(dsn, autocommit=True) as listener:
         listener.execute(f'LISTEN "{queue_channel("tapd")}"')
@@ -115,6 +121,7 @@ def test_run_queues_the_job_and_wakes_runners_in_the_same_transaction(
 
 
 def test_run_of_a_finished_job_is_refused_and_changes_nothing(store: JobStore) -> None:
+    """(UWS-31)"""
     job_id = new_job(store)
     store.abort_job(job_id)
     with pytest.raises(PhaseConflict, match="ABORTED: it cannot be run again"):
@@ -133,6 +140,7 @@ def test_abort_sets_aborted_with_end_time_and_a_message(store: JobStore) -> None
 
 
 def test_a_completed_job_cannot_be_aborted(store: JobStore) -> None:
+    """(UWS-31)"""
     job_id = new_job(store)
     store.queue_job(job_id)
     store.claim_jobs("runner-1", "host", 1)
@@ -142,6 +150,7 @@ def test_a_completed_job_cannot_be_aborted(store: JobStore) -> None:
 
 
 def test_job_list_filters_by_phase_after_last_and_owner(store: JobStore) -> None:
+    """(UWS-23, UWS-24)"""
     a = store.create_job({}, execution_duration=1, destruction=None, owner="alice").job_id
     b = store.create_job({}, execution_duration=1, destruction=None, owner="bob").job_id
     c = store.create_job({}, execution_duration=1, destruction=None).job_id
@@ -158,6 +167,7 @@ def test_job_list_filters_by_phase_after_last_and_owner(store: JobStore) -> None
 
 
 def test_archived_jobs_are_listed_only_when_asked_for(store: JobStore) -> None:
+    """(UWS-22, UWS-23)"""
     job_id = new_job(store)
     store.abort_job(job_id)
     store.conn.execute("UPDATE tapd.jobs SET phase = 'ARCHIVED' WHERE job_id = %s", (job_id,))
@@ -166,6 +176,7 @@ def test_archived_jobs_are_listed_only_when_asked_for(store: JobStore) -> None:
 
 
 def test_delete_aborts_a_running_job_then_forgets_it(store: JobStore, dsn: str) -> None:
+    """(UWS-43)"""
     job_id = new_job(store)
     store.queue_job(job_id)
     store.claim_jobs("runner-1", "host", 1)

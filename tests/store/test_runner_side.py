@@ -19,6 +19,7 @@ def queued_jobs(store: JobStore, n: int) -> list[str]:
 
 
 def test_claim_takes_the_oldest_queued_jobs_up_to_the_limit(store: JobStore) -> None:
+    """(D-01)"""
     ids = queued_jobs(store, 5)
     first = store.claim_jobs("r1", "host-a", 2)
     second = store.claim_jobs("r1", "host-a", 10)
@@ -32,6 +33,7 @@ def test_claim_takes_the_oldest_queued_jobs_up_to_the_limit(store: JobStore) -> 
 
 
 def test_claims_from_many_connections_never_take_a_job_twice(store: JobStore, dsn: str) -> None:
+    """(D-01)"""
     ids = set(queued_jobs(store, 300))
     claimed: dict[str, list[str]] = {}
     errors: list[BaseException] = []
@@ -110,6 +112,7 @@ def test_runner_jobs_reports_both_directions_of_disagreement(store: JobStore) ->
 
 
 def test_heartbeats_registry_and_expiry(store: JobStore) -> None:
+    """(D-10)"""
     store.register_runner("r1", host="h", boot_id="b", pid=10, max_jobs=4)
     store.register_runner("r2", host="h", boot_id="b", pid=11, max_jobs=4)
     queued_jobs(store, 3)
@@ -143,6 +146,7 @@ def test_job_backends_are_found_by_application_name(store: JobStore, dsn: str) -
 
 
 def test_sweeper_aborts_then_forgets_jobs_past_destruction(store: JobStore) -> None:
+    """(UWS-61, D-05)"""
     past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=10)
     running = store.create_job({}, execution_duration=60, destruction=past, queue=True).job_id
     store.claim_jobs("r1", "h", 1)

@@ -88,6 +88,7 @@ def test_upgrade_from_each_older_version_reaches_the_current_one(conn: psycopg.C
 
 
 def test_database_transition_table_matches_the_python_phase_rules(store: JobStore) -> None:
+    """(UWS-31)"""
     rows = store.conn.execute("SELECT old_phase, new_phase FROM tapd.phase_transitions").fetchall()
     in_database = {(JobPhase(a), JobPhase(b)) for a, b in rows}
     in_python = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
@@ -95,6 +96,7 @@ def test_database_transition_table_matches_the_python_phase_rules(store: JobStor
 
 
 def test_illegal_phase_change_is_refused_even_in_plain_sql(store: JobStore) -> None:
+    """(UWS-31)"""
     job = store.create_job({"QUERY": "SELECT 1"}, execution_duration=60, destruction=None)
     with pytest.raises(psycopg.errors.CheckViolation, match="PENDING; it cannot become COMPLETED"):
         store.conn.execute(
