@@ -21,7 +21,8 @@ connection: the lightest client, so the figures are the service's):
   ``bench/daemon_throughput.py``'s).
 
 Also printed: which event loop and HTTP parser ``tapd serve`` used (uvloop and
-httptools when installed). Targets (issue 5): sync < 5 ms, async < 20 ms.
+httptools when installed) and psycopg's implementation (C with the ``fast``
+extra). Targets (issue 5): sync < 5 ms, async < 20 ms.
 """
 
 from __future__ import annotations
@@ -302,7 +303,10 @@ def main() -> None:
     from tapd.http.server import event_loop, http_parser
 
     print(f"tapd HTTP latency, median of {args.runs} runs ({args.rows:,}-row demo catalog)")
-    print(f"  tapd serve ran on the {event_loop()[1]} event loop with uvicorn's {http_parser()}")
+    print(
+        f"  tapd serve ran on the {event_loop()[1]} event loop with uvicorn's {http_parser()},"
+        f" psycopg's {psycopg.pq.__impl__} implementation"
+    )
     for label, value, note in rows:
         print(f"  {label:<36} {value:8.2f} ms   {note}")
 

@@ -217,6 +217,7 @@ class RunnerDaemon:
             host=self.host,
             max_jobs=self.config.max_jobs,
             pid=os.getpid(),
+            psycopg=psycopg.pq.__impl__,
         )
         self.notifier.ready(self._status_text())
         while not (self.stopping and not self.children):

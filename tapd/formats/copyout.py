@@ -30,6 +30,7 @@ import threading
 import weakref
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -121,18 +122,40 @@ def gather(
     return picked
 
 
+def _psycopg_libpq() -> str | None:
+    """The libpq psycopg's connections live in: the one its ctypes binding
+    loaded, or with its C binding (which may bundle a libpq of its own) the
+    only libpq mapped into this process; None when that is not certain."""
+    if pq.__impl__ == "python":
+        try:
+            from psycopg.pq import _pq_ctypes
+
+            return str(_pq_ctypes.pq._name)  # type: ignore[attr-defined]
+        except (ImportError, AttributeError):
+            return None
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return None
+    paths = set()
+    for line in maps.splitlines():
+        fields = line.split(None, 5)
+        if len(fields) == 6 and Path(fields[5]).name.startswith("libpq"):
+            paths.add(fields[5])
+    return paths.pop() if len(paths) == 1 else None
+
+
 @functools.cache
 def _getline_function() -> Any:
-    """libpq's ``PQgetlineAsync`` through psycopg's own ctypes handle, or None (built once)."""
-    if pq.__impl__ != "python":
-        return None  # psycopg's C binding may bundle another libpq: use its own calls
+    """libpq's ``PQgetlineAsync`` from the libpq psycopg uses, or None (built once)."""
+    library = _psycopg_libpq()
+    if library is None:
+        return None
     try:
-        from psycopg.pq import _pq_ctypes
-
-        # the library psycopg loaded, as a PyDLL: the call never blocks, so it may keep
-        # the GIL, which saves a quarter of its cost
-        function = ctypes.PyDLL(_pq_ctypes.pq._name)["PQgetlineAsync"]  # type: ignore[attr-defined]
-    except (ImportError, AttributeError, OSError):
+        # as a PyDLL: the call never blocks, so it may keep the GIL, which saves
+        # a quarter of its cost
+        function = ctypes.PyDLL(library)["PQgetlineAsync"]
+    except (AttributeError, OSError):
         return None
     function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
     function.restype = ctypes.c_int

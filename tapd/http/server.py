@@ -9,6 +9,8 @@ import logging
 import signal
 from collections.abc import Callable
 
+from psycopg import pq
+
 from tapd import __version__
 from tapd.config import Config
 from tapd.http.app import asgi_app
@@ -105,7 +107,7 @@ async def _serve(
         if ":" in host:
             host = f"[{host}]"
         url = f"http://{host}:{port}{normalise_base_path(config.base_path)}"
-        log.info("http.listening", url=url, loop=loop_name, http=http_parser())
+        log.info("http.listening", url=url, loop=loop_name, http=http_parser(), psycopg=pq.__impl__)
         if on_ready is not None:
             on_ready(url)
     with contextlib.suppress(asyncio.CancelledError):
