@@ -209,6 +209,14 @@ def _queries() -> dict[str, str]:
 QUERIES = _queries()
 
 
+def column_size(arraysize: str | None) -> int | None:
+    """TAP_SCHEMA.columns."size" (TAP 1.1 §4.3): the integer part of a
+    one-dimensional arraysize ("256*" -> 256, "3" -> 3); None for scalars,
+    variable length without a bound ("*") and several dimensions."""
+    match = re.fullmatch(r"(\d+)\*?", arraysize or "")
+    return int(match.group(1)) if match else None
+
+
 def _query(name: str) -> sql.SQL:
     return sql.SQL(QUERIES[name])  # type: ignore[arg-type,unused-ignore]
 
@@ -407,7 +415,7 @@ def _publish(
     for index, (column, pg_type, column_comment, indexed) in enumerate(columns, start=1):
         given = metadata.columns.get(column, ColumnMetadata())
         vo = votable_type(pg_type)
-        size = int(vo.arraysize) if vo.arraysize and vo.arraysize.isdigit() else None
+        size = column_size(vo.arraysize)
         conn.execute(
             _query("insert_column"),
             [

@@ -191,3 +191,27 @@ def test_metadata_file_with_an_unknown_key_names_it(tmp_path: Path) -> None:
 def test_loading_without_tap_schema_says_how_to_create_it(conn: psycopg.Connection) -> None:
     with pytest.raises(CatalogError, match="no TAP_SCHEMA: create it with tapd initdb"):
         load_catalog(conn)
+
+
+def test_columns_size_is_the_integer_part_of_a_one_dimensional_arraysize(
+    conn: psycopg.Connection,
+) -> None:
+    """TAP_SCHEMA.columns."size": 256 for varchar(256) (arraysize 256*), 3 for
+    char(3), NULL for scalars and unbounded text (TAP-83, TAP-84)."""
+    ensure_tap_schema(conn, ROLE)
+    conn.execute(
+        "CREATE TABLE public.sized (code varchar(256), flag char(3), note text, n integer,"
+        " pos spoint)"
+    )
+    publish_table(conn, "public.sized", None, ROLE)
+    rows = conn.execute(
+        """SELECT column_name, datatype, arraysize, "size" FROM tap_schema.columns
+           WHERE table_name = 'public.sized' ORDER BY column_index"""
+    ).fetchall()
+    assert rows == [
+        ("code", "char", "256*", 256),
+        ("flag", "char", "3", 3),
+        ("note", "char", "*", None),
+        ("n", "int", None, None),
+        ("pos", "double", "2", 2),
+    ]
