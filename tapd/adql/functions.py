@@ -83,9 +83,14 @@ class UdfSignatureError(AdqlError):
     """A configured UDF signature cannot be read."""
 
 
-def _type_name(text: str, where: str) -> str:
+def _normalized_type(text: str) -> tuple[str, str]:
+    """(the type as written, upper case and single-spaced; its name without a length)."""
     normalized = re.sub(r"\s+", " ", text.strip().upper()).rstrip("*").strip()
-    base = re.sub(r"\s*\(.*$", "", normalized)
+    return normalized, re.sub(r"\s*\(.*$", "", normalized)
+
+
+def _type_name(text: str, where: str) -> str:
+    normalized, base = _normalized_type(text)
     if base not in ADQL_TYPES:
         raise UdfSignatureError(f"{where}: unknown ADQL type {text.strip()!r}")
     return normalized
@@ -117,7 +122,9 @@ def parse_udf(signature: str) -> FunctionSpec:
                 raise UdfSignatureError(
                     f"cannot read argument {part.strip()!r} of the UDF signature {signature!r}"
                 )
-            arg_types.append(_type_name(arg["type"], signature))
+            # an unnamed two-word type (DOUBLE PRECISION) is not a name and a type
+            whole_is_type = _normalized_type(part)[1] in ADQL_TYPES
+            arg_types.append(_type_name(part if whole_is_type else arg["type"], signature))
     returns = _type_name(match["returns"], signature)
     return FunctionSpec(name, len(arg_types), len(arg_types), "udf", tuple(arg_types), returns)
 

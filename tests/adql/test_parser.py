@@ -205,6 +205,20 @@ def test_udfs_are_accepted_only_when_declared() -> None:
         parse_adql("SELECT a FROM t WHERE ivo_hasword(a) = 1", [udf])
 
 
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "g(VARCHAR, DOUBLE PRECISION) -> INTEGER",
+        "g(a VARCHAR, b DOUBLE PRECISION) -> INTEGER",
+        "g(VARCHAR, DOUBLE) -> INTEGER",
+    ],
+)
+def test_udf_arguments_may_be_unnamed_two_word_types(signature: str) -> None:
+    parse_adql("SELECT a FROM t WHERE g(a, 1.5) = 1", [signature])
+    with pytest.raises(AdqlSyntaxError, match="G takes 2 arguments, not 1"):
+        parse_adql("SELECT a FROM t WHERE g(a) = 1", [signature])
+
+
 def test_too_long_a_query_is_refused_before_parsing() -> None:
     with pytest.raises(AdqlSyntaxError, match="too long"):
         parse_adql("SELECT a FROM t WHERE a IN (" + "1, " * MAX_QUERY_LENGTH + "1)")
