@@ -11,8 +11,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from lxml import etree
 
@@ -227,3 +229,10 @@ def stop_service(service: RunningService, pg_cluster: DevCluster, name: str) -> 
             process.kill()
             process.wait()
     drop_database(pg_cluster, name)
+
+
+@pytest.fixture
+def client(service: RunningService) -> Iterator[httpx.Client]:
+    """An HTTP client of the test module's ``service`` (redirects not followed)."""
+    with httpx.Client(base_url=service.url, follow_redirects=False, timeout=60) as c:
+        yield c

@@ -49,12 +49,6 @@ def service(pg_cluster, tmp_path_factory) -> Iterator[RunningService]:
     stop_service(running, pg_cluster, "http_checklist")
 
 
-@pytest.fixture
-def client(service: RunningService) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=service.url, follow_redirects=False, timeout=30) as c:
-        yield c
-
-
 def create(client: httpx.Client, files: dict | None = None, **params: str) -> str:
     response = client.post("/async", data=params, files=files)
     assert response.status_code == 303, response.text

@@ -56,12 +56,6 @@ def tap(service: RunningService) -> pyvo.dal.TAPService:
     return pyvo.dal.TAPService(service.url)
 
 
-@pytest.fixture
-def client(service: RunningService) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=service.url, follow_redirects=False, timeout=60) as c:
-        yield c
-
-
 def test_run_sync_returns_the_rows_and_tap_schema_metadata(tap) -> None:
     """(TAP-20, TAP-44)"""
     result = tap.run_sync("SELECT TOP 5 name, ra, dec, gmag FROM demo.stars ORDER BY gmag")

@@ -37,12 +37,6 @@ def service(pg_cluster, tmp_path_factory) -> Iterator[RunningService]:
     stop_service(running, pg_cluster, "http_uws")
 
 
-@pytest.fixture
-def client(service: RunningService) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=service.url, follow_redirects=False, timeout=30) as c:
-        yield c
-
-
 def create(client: httpx.Client, **params: str) -> str:
     response = client.post("/async", data=params)
     assert response.status_code == 303, response.text
