@@ -45,6 +45,38 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""').replace("%", "%%") + '"'
 
 
+def _udf_argument_fits(declared: str, arg: ValueType) -> bool:
+    """Whether ``arg`` is of the kind the declared ADQL type names (any number
+    for a numeric type, any string for CHAR/VARCHAR, ...)."""
+    base = re.sub(r"\s*\(.*$", "", declared)
+    if base == "REGION":
+        return arg.geometry is not None
+    if base in ("POINT", "CIRCLE", "POLYGON"):
+        return arg.geometry == base.lower()
+    pg = ADQL_TYPES[base]
+    if pg in NUMERIC_TYPES:
+        return arg.is_numeric
+    if pg in ("character", "character varying"):
+        return arg.is_string
+    if pg.startswith("timestamp"):
+        return arg.is_timestamp or arg.is_string
+    return arg.pg == pg  # boolean, bytea
+
+
+def _check_udf_arguments(node: t.FunctionCall, spec: FunctionSpec, args: list[ValueType]) -> None:
+    """Each argument of a UDF call must fit its declared type (NULL fits any):
+    a clear error here rather than PostgreSQL's "function does not exist"."""
+    for position, (declared, arg, arg_node) in enumerate(
+        zip(spec.arg_types, args, node.args, strict=False), start=1
+    ):
+        if not arg.is_null and not _udf_argument_fits(declared, arg):
+            raise AdqlTypeError(
+                f"argument {position} of {node.name} is declared {declared}, "
+                f"but this is {arg.describe()}",
+                arg_node.pos,
+            )
+
+
 # ---- what the checker finds
 
 
@@ -997,6 +1029,7 @@ class Checker:
         args = [self.expr(a, scope, ctes, inner_aggregates) for a in node.args]
         name = node.name
         if spec.family == "udf":
+            _check_udf_arguments(node, spec, args)
             return self._udf_type(spec)
         if spec.is_aggregate:
             return self.aggregate(node, args)

@@ -265,3 +265,55 @@ def test_udf_calls_are_translated_with_their_declared_type(catalog: Catalog) -> 
     translation = translate_adql("SELECT ivo_hasword(name, 'x') FROM stars", catalog, udfs=[udf])
     assert '"ivo_hasword"(' in translation.sql
     assert translation.columns[0].datatype == "int"
+
+
+UDF_SIGNATURES = [
+    "ivo_hasword(a VARCHAR, b VARCHAR) -> INTEGER",
+    "ivo_healpix_index(hpxOrder INTEGER, p POINT) -> BIGINT",
+    "in_region(r REGION, x DOUBLE PRECISION) -> INTEGER",
+]
+
+
+@pytest.mark.parametrize(
+    "adql",
+    [
+        "SELECT ivo_hasword(name, 'x') FROM stars",
+        "SELECT ivo_hasword(NULL, name) FROM stars",
+        "SELECT ivo_healpix_index(10, pos) FROM stars",
+        "SELECT ivo_healpix_index(id, POINT(ra, dec)) FROM stars",
+        "SELECT in_region(CIRCLE(10, 20, 1), ra) FROM stars",
+        "SELECT in_region(pos, 1) FROM stars",
+    ],
+)
+def test_udf_arguments_of_the_declared_kind_are_accepted(catalog: Catalog, adql: str) -> None:
+    translate_adql(adql, catalog, udfs=UDF_SIGNATURES)
+
+
+@pytest.mark.parametrize(
+    ("adql", "message"),
+    [
+        (
+            "SELECT ivo_hasword(name, 3) FROM stars",
+            "argument 2 of IVO_HASWORD is declared VARCHAR, but this is a number",
+        ),
+        (
+            "SELECT ivo_healpix_index(name, pos) FROM stars",
+            "argument 1 of IVO_HEALPIX_INDEX is declared INTEGER, but this is a string",
+        ),
+        (
+            "SELECT ivo_healpix_index(10, CIRCLE(ra, dec, 1)) FROM stars",
+            "argument 2 of IVO_HEALPIX_INDEX is declared POINT, but this is a circle",
+        ),
+        (
+            "SELECT in_region(ra, ra) FROM stars",
+            "argument 1 of IN_REGION is declared REGION, but this is a number",
+        ),
+    ],
+)
+def test_udf_arguments_of_another_kind_are_refused_with_their_position(
+    catalog: Catalog, adql: str, message: str
+) -> None:
+    with pytest.raises(AdqlTypeError) as info:
+        translate_adql(adql, catalog, udfs=UDF_SIGNATURES)
+    assert message in str(info.value)
+    assert " at line 1, column " in str(info.value)
