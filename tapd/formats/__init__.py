@@ -17,8 +17,12 @@ from tapd.formats.votable import write_error_document
 
 
 def warm_up() -> None:
-    """Import every writer this host offers (astropy's FITS, pyarrow), e.g. before forking."""
+    """Import every writer this host offers (astropy's FITS, pyarrow) and find the
+    COPY reader's libpq call, e.g. before forking."""
+    from tapd.formats import copyout
+
     import_writers(fmt.key for fmt in available_formats())
+    copyout.warm_up()
 
 
 __all__ = [

@@ -139,10 +139,17 @@ def _psycopg_libpq() -> str | None:
         return None
     paths = set()
     for line in maps.splitlines():
+        if "libpq" not in line:
+            continue
         fields = line.split(None, 5)
-        if len(fields) == 6 and Path(fields[5]).name.startswith("libpq"):
+        if len(fields) == 6 and fields[5].rpartition("/")[2].startswith("libpq"):
             paths.add(fields[5])
     return paths.pop() if len(paths) == 1 else None
+
+
+def warm_up() -> None:
+    """Find libpq's ``PQgetlineAsync`` now (e.g. before forking: children inherit it)."""
+    _getline_function()
 
 
 @functools.cache
