@@ -147,6 +147,16 @@ def _psycopg_libpq() -> str | None:
     return paths.pop() if len(paths) == 1 else None
 
 
+def input_buffer_statement(conn: psycopg.Connection[Any]) -> str:
+    """The statement that grows ``conn``'s libpq input buffer to ``INPUT_BUFFER``
+    (its one long value), for a caller that sends it with statements of its own
+    before the COPY; "" once the connection has had it."""
+    if conn in _grown:
+        return ""
+    _grown.add(conn)
+    return f"SELECT repeat('x', {INPUT_BUFFER})"
+
+
 def warm_up() -> None:
     """Find libpq's ``PQgetlineAsync`` now (e.g. before forking: children inherit it)."""
     _getline_function()
@@ -253,9 +263,9 @@ class CopyOut:
     # -- the COPY --------------------------------------------------------------------------
 
     def _grow_input_buffer(self) -> None:
-        if self._conn not in _grown:
-            self._conn.execute("SELECT repeat('x', %s)", (INPUT_BUFFER,)).fetchone()
-            _grown.add(self._conn)
+        statement = input_buffer_statement(self._conn)
+        if statement:
+            self._conn.execute(statement).fetchone()
 
     def start(self) -> None:
         """Send the statement; return when rows flow (errors found before that raise here)."""

@@ -22,7 +22,7 @@ import psycopg
 from tapd.columns import ColumnMeta
 from tapd.formats.base import Infos, TableWriter, error_message
 from tapd.formats.cells import Cell
-from tapd.formats.copyout import CopyOut
+from tapd.formats.copyout import CopyOut, input_buffer_statement
 from tapd.formats.query import bind_parameters, copy_statement, describe
 from tapd.formats.registry import ResultFormat
 
@@ -102,6 +102,9 @@ def write_result(
     transaction's BEGIN and settings, and its COMMIT.
     """
     bound_sql = bind_parameters(conn, sql, params)
+    # the describe round trip also carries the caller's prelude and, on a new
+    # connection, the long value that lets the COPY be read in large chunks
+    prelude = "; ".join(s for s in (prelude, input_buffer_statement(conn)) if s)
     cells = describe(conn, bound_sql, columns, prelude=prelude)  # also the output settings
     writer = make_writer(fmt, cells, infos)
     statement = copy_statement(
