@@ -160,6 +160,15 @@ class DeferredStatements:
     end: str = ""
 
 
+def _transaction_settings(query_role: str | None, timeout: float | None, search_path: str) -> str:
+    milliseconds = max(1, int(timeout * 1000)) if timeout else None
+    return query_settings_sql(query_role, milliseconds, search_path)
+
+
+def _idle_autocommit(conn: psycopg.Connection[Any]) -> bool:
+    return conn.autocommit and conn.info.transaction_status == pq.TransactionStatus.IDLE
+
+
 @contextlib.contextmanager
 def deferred_query_transaction(
     conn: psycopg.Connection[Any],
@@ -174,17 +183,15 @@ def deferred_query_transaction(
     with its last, which saves two of the four round trips of a small query.
     On exit a transaction still open is committed (rolled back on exception).
 
-    Connections that are not idle in autocommit mode get ``query_transaction``
-    itself and empty statements.
+    Connections that are not idle in autocommit mode get their settings in a
+    (nested) ``conn.transaction()`` and empty statements.
     """
-    if not conn.autocommit or conn.info.transaction_status != pq.TransactionStatus.IDLE:
-        with query_transaction(
-            conn, query_role=query_role, timeout=timeout, search_path=search_path
-        ):
+    settings = _transaction_settings(query_role, timeout, search_path)
+    if not _idle_autocommit(conn):
+        with conn.transaction():
+            conn.execute(settings)
             yield DeferredStatements()
         return
-    milliseconds = max(1, int(timeout * 1000)) if timeout else None
-    settings = query_settings_sql(query_role, milliseconds, search_path)
     try:
         yield DeferredStatements(begin=f"BEGIN; {settings}", end="COMMIT")
     except BaseException:
@@ -210,22 +217,12 @@ def query_transaction(
     trip (psycopg's ``transaction()`` sends BEGIN on its own), and the
     transaction ends with COMMIT, or ROLLBACK on any exception.
     """
-    milliseconds = max(1, int(timeout * 1000)) if timeout else None
-    settings = query_settings_sql(query_role, milliseconds, search_path)
-    if not conn.autocommit or conn.info.transaction_status != pq.TransactionStatus.IDLE:
-        with conn.transaction():
-            conn.execute(settings)
-            yield
-        return
-    try:
-        conn.execute(f"BEGIN; {settings}")
+    with deferred_query_transaction(
+        conn, query_role=query_role, timeout=timeout, search_path=search_path
+    ) as statements:
+        if statements.begin:
+            conn.execute(statements.begin)
         yield
-    except BaseException:
-        if not conn.closed and not conn.broken:
-            with contextlib.suppress(psycopg.Error):
-                conn.rollback()
-        raise
-    conn.commit()
 
 
 def load_job_catalog(conn: psycopg.Connection[Any]) -> Any:
@@ -458,12 +455,12 @@ def rehearse(session: QuerySession, config: Config, catalog: Any) -> None:
 
     request = tap_request({"LANG": ["ADQL"], "QUERY": [REHEARSAL_QUERY]}, config)
     translation = translate(request, catalog, config)
-    with query_transaction(
+    with deferred_query_transaction(  # the statements a job sends (run_job)
         session.conn,
         query_role=session.role,
         timeout=5.0,
         search_path=query_search_path(session.conn),
-    ):
+    ) as transaction:
         formats.write_result(
             session.conn,
             translation.sql,
@@ -473,6 +470,8 @@ def rehearse(session: QuerySession, config: Config, catalog: Any) -> None:
             io.BytesIO(),
             maxrec=1,
             infos=query_infos(request),
+            prelude=transaction.begin,
+            epilogue=transaction.end,
         )
 
 

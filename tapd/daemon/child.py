@@ -33,7 +33,6 @@ import ctypes
 import logging
 import os
 import pickle
-import re
 import selectors
 import signal
 import struct
@@ -364,14 +363,9 @@ def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions)
     return EXIT_DONE
 
 
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9 _-]+")
-
-
 def _naming_statement(conn: psycopg.Connection[Any], application_name: str) -> str:
     """SQL naming a session after its job: how its backends are found (to
     cancel or terminate them) from anywhere."""
-    if _PLAIN_NAME.fullmatch(application_name):  # job ids: nothing to quote
-        return f"SET application_name = '{application_name}'"
     return (
         sql.SQL("SET application_name = {}").format(sql.Literal(application_name)).as_string(conn)
     )

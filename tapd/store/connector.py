@@ -377,34 +377,11 @@ class JobStore:
         milliseconds the first time it changes a job's phase (the trigger
         compiled, the table's catalog entries loaded); a spare child pays
         them while it waits instead of while its job's user does."""
-        job_id = new_job_id()
         result = ResultEntry("result", "result.xml", "application/x-votable+xml", 1, 1, False)
-        with self.conn.transaction(force_rollback=True):  # statements without savepoints
-            self._execute(
-                "create_job",
-                {
-                    "job_id": job_id,
-                    "run_id": None,
-                    "owner": None,
-                    "phase": JobPhase.QUEUED,
-                    "execution_duration": 0,
-                    "destruction": None,
-                    "parameters": Jsonb({}),
-                },
-            )
-            self._execute("rehearse_start", {"job_id": job_id, "instance": instance})
-            self._execute(
-                "finish_job",
-                {
-                    "job_id": job_id,
-                    "instance": instance,
-                    "phase": JobPhase.COMPLETED.value,
-                    "results": _results_json([result]),
-                    "error_type": None,
-                    "error_message": None,
-                    "error_has_detail": False,
-                },
-            )
+        with self.conn.transaction(force_rollback=True):
+            job = self.create_job((), execution_duration=0, destruction=None, queue=True)
+            self._rows("rehearse_start", job_id=job.job_id, instance=instance)
+            self.finish_job(job.job_id, instance, JobPhase.COMPLETED, results=[result])
 
     def requeue_jobs(self, instance: str | None, job_ids: Sequence[str]) -> list[str]:
         """Put claimed jobs back at the head of the queue; returns those requeued."""
