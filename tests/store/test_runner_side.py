@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 
 import psycopg
 import pytest
 
+from tapd.errors import DatabaseUnavailable
 from tapd.store import ErrorSummary, JobPhase, JobStore, ResultEntry
+from tapd.store.connection import connect_direct
 
 
 def queued_jobs(store: JobStore, n: int) -> list[str]:
@@ -163,3 +166,35 @@ def test_sweeper_aborts_then_forgets_jobs_past_destruction(store: JobStore) -> N
     )
     assert store.delete_expired_jobs() == [running]
     assert [j.job_id for j in store.list_jobs()] == [kept]
+
+
+def test_a_rehearsed_job_leaves_no_trace(store: JobStore, dsn: str) -> None:
+    """A spare's rehearsal of a job's life is rolled back: no row, no NOTIFY,
+    and a real job afterwards still goes QUEUED -> EXECUTING -> COMPLETED."""
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute('LISTEN "tapd.phase"')
+        listener.execute('LISTEN "tapd.queue"')
+        store.rehearse_job("r1")
+        assert store.list_jobs() == []
+        (job_id,) = queued_jobs(store, 1)
+        notifies = listener.notifies()
+        first = next(notifies)  # the real job's, not one of the rehearsal's
+        notifies.close()
+    assert first.channel == "tapd.phase" and json.loads(first.payload)["job_id"] == job_id
+    (claimed,) = store.claim_jobs("r1", "host-a", 1)
+    assert store.finish_job(job_id, "r1", JobPhase.COMPLETED)
+    assert claimed.job_id == job_id and store.get_job(job_id).phase == JobPhase.COMPLETED
+
+
+def test_direct_connections_carry_their_name_and_fail_in_one_line(dsn: str) -> None:
+    conn = connect_direct(dsn, application_name="tapd spare 42")
+    try:
+        assert conn.autocommit
+        assert conn.execute("SHOW application_name").fetchone() == ("tapd spare 42",)
+    finally:
+        conn.close()
+    with pytest.raises(DatabaseUnavailable) as info:
+        connect_direct(dsn + " port=1", application_name="x")
+    assert "cannot connect to PostgreSQL" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(DatabaseUnavailable, match="malformed database connection string"):
+        connect_direct("host='unclosed", application_name="x")
