@@ -23,6 +23,7 @@ from starlette.routing import Route
 from tapd.config import Config
 from tapd.errors import DatabaseUnavailable, TapdError
 from tapd.http import jobs, metadata, sync
+from tapd.http.ownership import JOB_ID_PARAMETER, job_route, unchecked_job_routes
 from tapd.http.problems import HttpProblem
 from tapd.http.responses import problem
 from tapd.http.service import TapService, normalise_base_path
@@ -41,30 +42,31 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def routes(base: str) -> list[Route]:
-    job = f"{base}/async/{{job_id}}"
+    """Every route of the service; those under ``/async/{job_id}`` go through ``job_route``."""
+    job = f"{base}/async/{{{JOB_ID_PARAMETER}}}"
     return [
         Route(base or "/", metadata.home, methods=["GET"]),
         Route(f"{base}/", metadata.home, methods=["GET"]),
         Route(f"{base}/sync", sync.sync_query, methods=["GET", "POST"]),
         Route(f"{base}/async", jobs.list_jobs, methods=["GET"]),
         Route(f"{base}/async", jobs.create_job, methods=["POST"]),
-        Route(job, jobs.get_job, methods=["GET"]),
-        Route(job, jobs.post_job, methods=["POST"]),
-        Route(job, jobs.delete_job, methods=["DELETE"]),
-        Route(f"{job}/phase", jobs.get_phase, methods=["GET"]),
-        Route(f"{job}/phase", jobs.post_phase, methods=["POST"]),
-        Route(f"{job}/executionduration", jobs.get_execution_duration, methods=["GET"]),
-        Route(f"{job}/executionduration", jobs.post_execution_duration, methods=["POST"]),
-        Route(f"{job}/destruction", jobs.get_destruction, methods=["GET"]),
-        Route(f"{job}/destruction", jobs.post_destruction, methods=["POST"]),
-        Route(f"{job}/error", jobs.get_error, methods=["GET"]),
-        Route(f"{job}/quote", jobs.get_quote, methods=["GET"]),
-        Route(f"{job}/owner", jobs.get_owner, methods=["GET"]),
-        Route(f"{job}/parameters", jobs.get_parameters, methods=["GET"]),
-        Route(f"{job}/parameters", jobs.post_parameters, methods=["POST"]),
-        Route(f"{job}/parameters/{{name}}", jobs.get_parameter, methods=["GET"]),
-        Route(f"{job}/results", jobs.get_results, methods=["GET"]),
-        Route(f"{job}/results/{{result_id}}", jobs.get_result, methods=["GET"]),
+        job_route(job, jobs.get_job, ["GET"]),
+        job_route(job, jobs.post_job, ["POST"]),
+        job_route(job, jobs.delete_job, ["DELETE"]),
+        job_route(f"{job}/phase", jobs.get_phase, ["GET"]),
+        job_route(f"{job}/phase", jobs.post_phase, ["POST"]),
+        job_route(f"{job}/executionduration", jobs.get_execution_duration, ["GET"]),
+        job_route(f"{job}/executionduration", jobs.post_execution_duration, ["POST"]),
+        job_route(f"{job}/destruction", jobs.get_destruction, ["GET"]),
+        job_route(f"{job}/destruction", jobs.post_destruction, ["POST"]),
+        job_route(f"{job}/error", jobs.get_error, ["GET"]),
+        job_route(f"{job}/quote", jobs.get_quote, ["GET"]),
+        job_route(f"{job}/owner", jobs.get_owner, ["GET"]),
+        job_route(f"{job}/parameters", jobs.get_parameters, ["GET"]),
+        job_route(f"{job}/parameters", jobs.post_parameters, ["POST"]),
+        job_route(f"{job}/parameters/{{name}}", jobs.get_parameter, ["GET"]),
+        job_route(f"{job}/results", jobs.get_results, ["GET"]),
+        job_route(f"{job}/results/{{result_id}}", jobs.get_result, ["GET"]),
         Route(f"{base}/capabilities", metadata.capabilities, methods=["GET"]),
         Route(f"{base}/availability", metadata.availability, methods=["GET"]),
         Route(f"{base}/tables", metadata.tables, methods=["GET"]),
@@ -103,8 +105,12 @@ def create_app(config: Config) -> Starlette:
         404: _not_found,
         405: _method_not_allowed,
     }
+    table = routes(normalise_base_path(config.base_path))
+    unchecked = unchecked_job_routes(table)
+    if unchecked:  # a programming error: refuse to serve jobs without the owner check
+        raise RuntimeError(f"job routes without the owner check: {', '.join(unchecked)}")
     app = Starlette(
-        routes=routes(normalise_base_path(config.base_path)),
+        routes=table,
         lifespan=lifespan,
         exception_handlers=handlers,
     )

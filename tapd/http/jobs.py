@@ -26,8 +26,9 @@ from tapd.http.controls import (
     parse_wait,
 )
 from tapd.http.forms import Limits, RequestForm, read_form
+from tapd.http.ownership import checked_job
 from tapd.http.problems import BadRequest, Forbidden, NotFound
-from tapd.http.service import DELETE_REDIRECT_LAST, TapService, check_job_id
+from tapd.http.service import DELETE_REDIRECT_LAST, TapService, service_of
 from tapd.http.waiting import wait_for_change
 from tapd.http.xmltext import utc_timestamp
 from tapd.log import get_logger
@@ -43,11 +44,6 @@ UPLOAD_TYPE = "application/x-votable+xml"
 
 #: UWS control parameters: acted upon, never stored as job parameters (UWS-35).
 CONTROL_PARAMETERS = frozenset({"PHASE", "EXECUTIONDURATION", "DESTRUCTION", "ACTION"})
-
-
-def service_of(request: Request) -> TapService:
-    service: TapService = request.app.state.service
-    return service
 
 
 async def request_form(request: Request, service: TapService) -> RequestForm:
@@ -156,30 +152,29 @@ async def _check_quota(service: TapService, owner: str) -> None:
 async def get_job(request: Request) -> Response:
     """GET /async/{id}: the job document; WAIT blocks while the job is active (LISTEN/NOTIFY)."""
     service = service_of(request)
-    job_id = request.path_params["job_id"]
-    check_job_id(job_id)
+    job = checked_job(request)
+    job_id = job.job_id
     form = await request_form(request, service)
+    form.discard_files()
     wait = parse_wait(form.last("WAIT"))
     phase_text = form.last("PHASE")
     expected = parse_phase_name(phase_text) if phase_text is not None else None
     if not wait:
-        job = await service.owned_job(request, job_id)
         return responses.xml(uws.job_document(job, service.job_url(request, job_id)))
     cap = float(service.config.wait_max)
     seconds = cap if wait < 0 else min(float(wait), cap)
     with service.waiter.subscription(job_id) as changed:
-        job = await service.owned_job(request, job_id)
+        job = await service.store(lambda s: s.get_job(job_id))
         blocks = job.phase in ACTIVE_PHASES and (expected is None or job.phase == expected)
         if blocks and await wait_for_change(changed, seconds):
-            job = await service.owned_job(request, job_id)
+            job = await service.store(lambda s: s.get_job(job_id))
     return responses.xml(uws.job_document(job, service.job_url(request, job_id)))
 
 
 async def post_job(request: Request) -> Response:
     """POST /async/{id}: ACTION=DELETE deletes; PHASE=RUN/ABORT as on /phase; nothing else."""
     service = service_of(request)
-    job_id = request.path_params["job_id"]
-    check_job_id(job_id)
+    job_id = checked_job(request).job_id
     form = await request_form(request, service)
     form.discard_files()
     action = form.last("ACTION")
@@ -197,14 +192,10 @@ async def post_job(request: Request) -> Response:
 
 async def delete_job(request: Request) -> Response:
     """DELETE /async/{id}: abort if running, forget the job and its files."""
-    service = service_of(request)
-    job_id = request.path_params["job_id"]
-    check_job_id(job_id)
-    return await _delete(request, service, job_id)
+    return await _delete(request, service_of(request), checked_job(request).job_id)
 
 
 async def _delete(request: Request, service: TapService, job_id: str) -> Response:
-    await service.owned_job(request, job_id)
     await service.store(lambda s: s.delete_job(job_id))
     remove_job_dir(service.jobs_dir, job_id)
     log.info("job.deleted", job_id=job_id)
@@ -219,8 +210,7 @@ async def get_phase(request: Request) -> Response:
 async def post_phase(request: Request) -> Response:
     """POST /async/{id}/phase: PHASE=RUN queues, PHASE=ABORT aborts (303 to the job)."""
     service = service_of(request)
-    job_id = request.path_params["job_id"]
-    check_job_id(job_id)
+    job_id = checked_job(request).job_id
     form = await request_form(request, service)
     form.discard_files()
     return await _change_phase(request, service, job_id, form.last("PHASE"))
@@ -230,7 +220,6 @@ async def _change_phase(
     request: Request, service: TapService, job_id: str, value: str | None
 ) -> Response:
     action = parse_phase_action(value).action
-    await service.owned_job(request, job_id)
     if action == "RUN":
         job = await service.store(lambda s: s.queue_job(job_id))
     else:
@@ -247,8 +236,8 @@ async def get_execution_duration(request: Request) -> Response:
 async def post_execution_duration(request: Request) -> Response:
     """POST EXECUTIONDURATION=seconds: clamped to the service maximum (0 means the maximum)."""
     service = service_of(request)
-    job_id = request.path_params["job_id"]
-    form = await _form_for(request, service, job_id)
+    job_id = checked_job(request).job_id
+    form = await _form(request, service)
     value = form.last("EXECUTIONDURATION")
     if value is None:
         raise BadRequest("POST to executionduration needs EXECUTIONDURATION=<seconds>")
@@ -265,16 +254,15 @@ async def get_destruction(request: Request) -> Response:
 async def post_destruction(request: Request) -> Response:
     """POST DESTRUCTION=ISO 8601: clamped between a short grace period and the retention limit."""
     service = service_of(request)
-    job_id = request.path_params["job_id"]
-    form = await _form_for(request, service, job_id)
+    job = checked_job(request)
+    form = await _form(request, service)
     value = form.last("DESTRUCTION")
     if value is None:
         raise BadRequest("POST to destruction needs DESTRUCTION=<ISO 8601 time>")
     requested = parse_timestamp(value, "DESTRUCTION")
-    job = await service.owned_job(request, job_id)
     when = destruction_for(job.creation_time, requested, service.config)
-    await service.store(lambda s: s.set_destruction(job_id, when))
-    return responses.see_other(service.job_url(request, job_id))
+    await service.store(lambda s: s.set_destruction(job.job_id, when))
+    return responses.see_other(service.job_url(request, job.job_id))
 
 
 async def get_quote(request: Request) -> Response:
@@ -308,12 +296,11 @@ async def post_parameters(request: Request) -> Response:
     """POST /parameters while PENDING: single-valued names replace, UPLOAD accumulates (TAP-18)."""
     service = service_of(request)
     config = service.config
-    job_id = request.path_params["job_id"]
-    check_job_id(job_id)
+    job = checked_job(request)
+    job_id = job.job_id
     form = await request_form(request, service)
     try:
         job_request = JobRequest(form)
-        job = await service.owned_job(request, job_id)
         if job.phase != JobPhase.PENDING:
             raise PhaseConflict(
                 f"job {job_id} is {job.phase}: its parameters can only change while PENDING"
@@ -384,12 +371,10 @@ def error_votable(message: str, infos: Sequence[tuple[str, str]] = ()) -> bytes:
 
 
 async def _job(request: Request) -> Job:
-    service = service_of(request)
-    return await service.owned_job(request, request.path_params["job_id"])
+    return checked_job(request)
 
 
-async def _form_for(request: Request, service: TapService, job_id: str) -> RequestForm:
-    check_job_id(job_id)
+async def _form(request: Request, service: TapService) -> RequestForm:
     form = await request_form(request, service)
     form.discard_files()
     return form

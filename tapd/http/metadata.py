@@ -18,9 +18,8 @@ from starlette.responses import HTMLResponse, Response
 
 from tapd.config import Config
 from tapd.http import responses
-from tapd.http.jobs import service_of
 from tapd.http.problems import NotFound
-from tapd.http.service import TapService
+from tapd.http.service import TapService, service_of
 from tapd.http.vosi import (
     UPLOAD_HTTP,
     UPLOAD_HTTPS,

@@ -121,6 +121,12 @@ class TapService:
         return job
 
 
+def service_of(request: Request) -> TapService:
+    """The service of the app handling ``request`` (set by the lifespan)."""
+    service: TapService = request.app.state.service
+    return service
+
+
 def normalise_base_path(path: str) -> str:
     """``tap``, ``/tap/`` and ``//tap`` all become ``/tap``; the root is ``""``."""
     parts = [p for p in str(path).split("/") if p]

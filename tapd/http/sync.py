@@ -23,9 +23,9 @@ from starlette.responses import Response, StreamingResponse
 
 from tapd.errors import TapdError
 from tapd.http.forms import RequestForm
-from tapd.http.jobs import request_form, service_of
+from tapd.http.jobs import request_form
 from tapd.http.problems import HttpProblem
-from tapd.http.service import TapService
+from tapd.http.service import TapService, service_of
 from tapd.http.streaming import ClientGone, ResultPipe
 from tapd.log import get_logger
 
