@@ -235,7 +235,8 @@ SETTINGS: tuple[Setting, ...] = (
         "upload_url_allow",
         list,
         [],
-        "URL prefixes that UPLOAD may fetch from (empty: URL uploads off)",
+        "URLs under which UPLOAD may fetch (scheme, host, port equal; path by whole segments;"
+        " empty: URL uploads off)",
     ),
     # [adql]
     Setting(

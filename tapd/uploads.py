@@ -35,6 +35,7 @@ from tapd.catalog import CatalogColumn, CatalogTable
 from tapd.columns import ColumnMeta
 from tapd.errors import TapdError
 from tapd.store.jobdir import UPLOADS_DIR
+from tapd.url_allow import UrlRefused, parse_allow_list, url_allowed
 
 #: DALI 3.4.5: an upload name is an ADQL regular identifier without schema.
 UPLOAD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
@@ -119,11 +120,7 @@ def fetch_url(url: str, limits: UploadLimits, directory: Path) -> Path:
             f"UPLOAD from {url!r} is not allowed: this service fetches no uploads from URLs"
             " (setting http.upload_url_allow is empty); send the table inline instead"
         )
-    if not _allowed(url, limits.url_allow):
-        raise UploadError(
-            f"UPLOAD from {url!r} is not allowed: this service fetches uploads only from "
-            f"{', '.join(limits.url_allow)} (setting http.upload_url_allow)"
-        )
+    _check_allowed(url, limits.url_allow)
     opener = urllib.request.build_opener(_AllowListRedirects(limits.url_allow))
     target = Path(tempfile.mkstemp(dir=directory, prefix="upload-url-")[1])
     try:
@@ -146,8 +143,24 @@ def fetch_url(url: str, limits: UploadLimits, directory: Path) -> Path:
     return target
 
 
-def _allowed(url: str, prefixes: Sequence[str]) -> bool:
-    return any(url.startswith(prefix) for prefix in prefixes)
+def _check_allowed(url: str, entries: Sequence[str], via: str | None = None) -> None:
+    """``UploadError`` unless ``url`` is safe and on the allow-list (``tapd.url_allow``)."""
+    try:
+        parse_allow_list(entries)
+    except UrlRefused as exc:
+        raise UploadError(
+            f"UPLOAD from URLs is not possible: setting http.upload_url_allow is unusable: {exc}"
+        ) from None
+    what = f"UPLOAD from {via!r} redirects to {url!r}, which" if via else f"UPLOAD from {url!r}"
+    try:
+        allowed = url_allowed(url, entries)
+    except UrlRefused as exc:
+        raise UploadError(f"{what} is not allowed: {exc}") from None
+    if not allowed:
+        raise UploadError(
+            f"{what} is not allowed: this service fetches uploads only from "
+            f"{', '.join(entries)} (setting http.upload_url_allow)"
+        )
 
 
 class _AllowListRedirects(urllib.request.HTTPRedirectHandler):
@@ -157,10 +170,7 @@ class _AllowListRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(
         self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
     ) -> Any:
-        if not _allowed(newurl, self.prefixes):
-            raise UploadError(
-                f"UPLOAD from {req.full_url!r} redirects to {newurl!r}, which is not allowed"
-            )
+        _check_allowed(newurl, self.prefixes, via=req.full_url)
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 

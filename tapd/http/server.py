@@ -13,11 +13,13 @@ from psycopg import pq
 
 from tapd import __version__
 from tapd.config import Config
+from tapd.errors import ConfigError
 from tapd.http.app import asgi_app
 from tapd.http.service import normalise_base_path
 from tapd.log import get_logger
 from tapd.store import require_current_schema
 from tapd.store.connection import connect
+from tapd.url_allow import UrlRefused, parse_allow_list
 
 log = get_logger(component="http")
 
@@ -28,10 +30,19 @@ def check_database(config: Config) -> None:
         require_current_schema(conn, config.schema)
 
 
+def check_settings(config: Config) -> None:
+    """Refuse to start (one line) with settings the service cannot use."""
+    try:
+        parse_allow_list(config.upload_url_allow)
+    except UrlRefused as exc:
+        raise ConfigError(f"http.upload_url_allow: {exc}") from None
+
+
 def run_server(config: Config, *, on_ready: Callable[[str], None] | None = None) -> None:
     """Serve until SIGINT/SIGTERM; ``on_ready(base_url)`` once the socket listens."""
     import uvicorn
 
+    check_settings(config)
     check_database(config)
     # uvicorn's own loggers stay quiet: tapd logs requests as structlog events.
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
