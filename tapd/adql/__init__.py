@@ -18,6 +18,7 @@ from tapd.adql.errors import (
     AdqlNameError,
     AdqlSyntaxError,
     AdqlTypeError,
+    AdqlUnknownFunction,
     AdqlUnsupported,
 )
 from tapd.adql.functions import UdfSignatureError, parse_udf
@@ -35,6 +36,7 @@ __all__ = [
     "AdqlNameError",
     "AdqlSyntaxError",
     "AdqlTypeError",
+    "AdqlUnknownFunction",
     "AdqlUnsupported",
     "Translation",
     "UdfSignatureError",

@@ -20,13 +20,25 @@ class AdqlError(TapdError):
 
 
 class AdqlSyntaxError(AdqlError):
-    """The text is not ADQL 2.1 (grammar, reserved word, unknown function, bounds)."""
+    """The text is not ADQL 2.1 (grammar, reserved word, wrong arguments, bounds)."""
 
     _kind = "Syntax error"
 
 
 class AdqlNameError(AdqlError):
     """A table or column that is not published, or a name that is ambiguous."""
+
+
+class AdqlUnknownFunction(AdqlNameError):
+    """A call of a function that is neither ADQL's nor a declared UDF (``function``: its name)."""
+
+    def __init__(self, function: str, pos: Pos | None = None) -> None:
+        self.function = function
+        super().__init__(
+            f"unknown function {function}; it is neither an ADQL 2.1 function nor a "
+            "user-defined function of this service",
+            pos,
+        )
 
 
 class AdqlTypeError(AdqlError):

@@ -22,10 +22,10 @@ from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from tapd.adql import tree as t
-from tapd.adql.errors import AdqlSyntaxError
+from tapd.adql.errors import AdqlSyntaxError, AdqlTypeError, AdqlUnknownFunction
 from tapd.adql.functions import STANDARD_FUNCTIONS, FunctionSpec, function_table
 from tapd.adql.lexicon import is_reserved
-from tapd.adql.types import CAST_TARGETS
+from tapd.adql.types import ADQL_TYPES, CAST_TARGETS, GEOMETRY_KINDS
 
 #: Longest query text accepted, in characters.
 MAX_QUERY_LENGTH = 100_000
@@ -95,6 +95,37 @@ def _condition(expr: t.Expr, where: str) -> t.Expr:
     else:
         hint = "compare it with something, e.g. x = 1"
     raise AdqlSyntaxError(f"{where} needs a condition, but this is a value; {hint}", expr.pos)
+
+
+#: Functions that always yield a geometry (ADQL 2.1 §4.2), by the kind they yield.
+_GEOMETRY_RESULTS = {
+    "POINT": "point",
+    "CENTROID": "point",
+    "CIRCLE": "circle",
+    "BOX": "box",
+    "POLYGON": "polygon",
+    "REGION": "region",
+}
+
+
+def _evident_geometry(expr: t.Expr) -> str | None:
+    """The geometry kind ``expr`` yields whatever the catalog says, or None if not evident."""
+    if isinstance(expr, t.FunctionCall):
+        kind = _GEOMETRY_RESULTS.get(expr.name)
+        spec = getattr(_parsing, "functions", STANDARD_FUNCTIONS).get(expr.name)
+        if kind is None and spec is not None and spec.returns is not None:
+            return GEOMETRY_KINDS.get(ADQL_TYPES.get(spec.returns, ""))  # a UDF's declared type
+        return kind
+    if isinstance(expr, t.Cast):
+        return GEOMETRY_KINDS.get(ADQL_TYPES[expr.target.name])
+    return None
+
+
+def _refuse_geometry(expr: t.Expr, op: str) -> None:
+    """A type error when ``expr`` is evidently a geometry (the checker finds the others)."""
+    kind = _evident_geometry(expr)
+    if kind is not None:
+        raise AdqlTypeError(f"{op} joins strings, but this is a {kind}", expr.pos)
 
 
 def _whole_number(token: Token, after: str, largest: int = 2**63 - 1) -> int:
@@ -262,6 +293,9 @@ class _TreeBuilder:
             )
         first = _value(c[0])
         rest = tuple((str(c[i]), _value(c[i + 1])) for i in range(1, len(c), 2))
+        if any(op == "||" for op, _ in rest):
+            for operand in (first, *(e for _, e in rest)):
+                _refuse_geometry(operand, "||")
         return _make(t.Chain, _pos(first), first, rest)
 
     value = additive = term = _chain
@@ -353,8 +387,11 @@ class _TreeBuilder:
         return ("using", tuple(x for x in c if isinstance(x, t.Ident)))
 
     def joined_table(self, c: list[Any]) -> t.Join:
-        left, right = c[0], c[-2]
+        left = c[0]
         kind = c[1] if isinstance(c[1], str) and not isinstance(c[1], Token) else "INNER"
+        if not isinstance(c[-1], tuple):  # no ON or USING: every pair of rows
+            return _make(t.Join, _pos(left), kind, left, c[-1])
+        right = c[-2]
         spec_kind, spec = c[-1]
         if spec_kind == "on":
             return _make(t.Join, _pos(left), kind, left, right, on=spec)
@@ -748,11 +785,7 @@ def check_function(node: t.FunctionCall, functions: Mapping[str, FunctionSpec]) 
     """``node`` names a known function with a fitting number of arguments."""
     spec = functions.get(node.name)
     if spec is None:
-        raise AdqlSyntaxError(
-            f"unknown function {node.name}; it is neither an ADQL 2.1 function nor a "
-            "user-defined function of this service",
-            node.pos,
-        )
+        raise AdqlUnknownFunction(node.name, node.pos)
     if node.star and node.name != "COUNT":
         raise AdqlSyntaxError(f"only COUNT takes *, not {node.name}", node.pos)
     if node.quantifier and not spec.is_aggregate:

@@ -317,3 +317,32 @@ def test_udf_arguments_of_another_kind_are_refused_with_their_position(
         translate_adql(adql, catalog, udfs=UDF_SIGNATURES)
     assert message in str(info.value)
     assert " at line 1, column " in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("adql", "column"),
+    [
+        ("SELECT POINT(1, 2) || 'a' FROM stars", 8),
+        ("SELECT 'a' || POINT(ra, dec) FROM stars", 15),
+        ("SELECT name || pos FROM stars", 16),
+        ("SELECT beam || name FROM stars", 8),
+        ("SELECT 'x' || name || CIRCLE(1, 2, 3) FROM stars", 23),
+        ("SELECT name || 'x' || footprint FROM stars", 23),
+        ("SELECT name || 'x' || field FROM stars", 23),
+        ("SELECT id FROM stars WHERE name || POINT(1, 2) = 'a'", 36),
+        ("SELECT 'a' || CAST('1 2' AS POINT) FROM stars", 15),
+        ("SELECT 'a' || REGION('Circle ICRS 1 2 3') FROM stars", 15),
+        ("SELECT 'a' || CENTROID(beam) FROM stars", 15),
+        ("SELECT 'a' || q.p FROM (SELECT pos AS p FROM stars) AS q", 15),
+    ],
+)
+def test_concatenating_a_geometry_is_a_type_error_at_the_geometry(
+    catalog: Catalog, adql: str, column: int
+) -> None:
+    with pytest.raises(AdqlTypeError) as info:
+        translate_adql(adql, catalog)
+    assert "|| joins strings, but this is a " in str(info.value)
+    assert info.value.pos is not None and (info.value.pos.line, info.value.pos.column) == (
+        1,
+        column,
+    )

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tapd.adql import MAX_DEPTH, MAX_QUERY_LENGTH, AdqlSyntaxError, parse_adql
+from tapd.adql import (
+    MAX_DEPTH,
+    MAX_QUERY_LENGTH,
+    AdqlSyntaxError,
+    AdqlTypeError,
+    AdqlUnknownFunction,
+    parse_adql,
+)
 from tapd.adql import tree as t
 
 VALID = [
@@ -56,6 +63,10 @@ VALID = [
     "SELECT * FROM (t JOIN u USING (a)) JOIN (v JOIN w ON v.x = w.x) ON t.a = v.a",
     "SELECT * FROM (SELECT a FROM t) AS q, (SELECT b FROM u) r",
     "SELECT * FROM ((SELECT a FROM t) AS q JOIN u ON q.a = u.a)",
+    "SELECT x FROM t JOIN u",
+    "SELECT x FROM t INNER JOIN u AS v LEFT OUTER JOIN w RIGHT JOIN x FULL OUTER JOIN y",
+    "SELECT x FROM (t JOIN u) JOIN (v LEFT JOIN w)",
+    "SELECT x FROM t JOIN u, v JOIN w ON v.a = w.a",
     'SELECT * FROM "My Schema"."My Table" AS "x y"',
     # GROUP BY, HAVING, ORDER BY, OFFSET
     "SELECT a, COUNT(*) FROM t GROUP BY a HAVING COUNT(*) > 1 ORDER BY 2 DESC, a ASC OFFSET 10",
@@ -103,15 +114,14 @@ INVALID = [
     ('SELECT "abc FROM t', "a delimited name that is never closed"),
     ('SELECT "" FROM t', "cannot be empty"),
     ("SELECT a FROM t WHERE a = #1", "unexpected character '#'"),
-    ("SELECT nosuch(a) FROM t", "unknown function NOSUCH"),
-    ("SELECT pg_sleep(10) FROM t", "unknown function PG_SLEEP"),
     ("SELECT ABS(a, b) FROM t", "ABS takes 1 argument, not 2"),
     ("SELECT DISTANCE(a, b, c) FROM t", "DISTANCE takes 2 points or 4 numbers"),
     ("SELECT SUM(*) FROM t", "only COUNT takes"),
     ("SELECT ABS(DISTINCT a) FROM t", "only allowed in aggregate"),
     ("SELECT CAST(a AS FLOAT) FROM t", "cannot CAST to FLOAT"),
     ("SELECT CAST(a AS INTEGER(3)) FROM t", "INTEGER takes no length"),
-    ("SELECT a FROM t JOIN u", "expected ON or USING"),
+    ("SELECT a FROM t JOIN u ON", "a column name or expression"),
+    ("SELECT a FROM t NATURAL JOIN u ON t.a = u.a", "found 'ON'"),
     ("SELECT a FROM (SELECT a FROM t)", "expected"),
     (
         "SELECT a FROM t ORDER BY a UNION SELECT a FROM u",
@@ -151,6 +161,87 @@ def test_end_of_query_errors_point_after_the_last_character() -> None:
     with pytest.raises(AdqlSyntaxError) as info:
         parse_adql("SELECT a\nFROM t WHERE")
     assert info.value.pos == t.Pos(2, 13)
+
+
+@pytest.mark.parametrize(
+    ("query", "kind"),
+    [
+        ("SELECT x FROM t JOIN u", "INNER"),
+        ("SELECT x FROM t INNER JOIN u", "INNER"),
+        ("SELECT x FROM t LEFT JOIN u", "LEFT"),
+        ("SELECT x FROM t LEFT OUTER JOIN u", "LEFT"),
+        ("SELECT x FROM t RIGHT OUTER JOIN u", "RIGHT"),
+        ("SELECT x FROM t FULL OUTER JOIN u", "FULL"),
+    ],
+)
+def test_a_join_without_on_or_using_has_no_condition(query: str, kind: str) -> None:
+    body = parse_adql(query).body
+    assert isinstance(body, t.Select)
+    (join,) = body.from_
+    assert isinstance(join, t.Join)
+    assert (join.kind, join.on, join.using, join.natural) == (kind, None, None, False)
+
+
+def test_joins_without_conditions_group_from_the_left() -> None:
+    body = parse_adql("SELECT x FROM a JOIN b JOIN c ON c.x = b.x").body
+    assert isinstance(body, t.Select)
+    (outer,) = body.from_
+    assert isinstance(outer, t.Join) and outer.on is not None
+    assert isinstance(outer.left, t.Join) and outer.left.on is None
+    assert isinstance(outer.right, t.TableRef)
+
+
+@pytest.mark.parametrize(
+    ("query", "name", "column"),
+    [
+        ("SELECT nosuch(a) FROM t", "NOSUCH", 8),
+        ("SELECT a FROM t WHERE pg_sleep(10) IS NULL", "PG_SLEEP", 23),
+        ("SELECT a\nFROM t\nWHERE 1 = ABS(Foo(a))", "FOO", 15),
+        ("SELECT COUNT(DISTINCT bar(a)) FROM t", "BAR", 23),
+        ("SELECT baz(*) FROM t", "BAZ", 8),
+    ],
+)
+def test_an_unknown_function_is_reported_as_unknown_with_its_name_and_position(
+    query: str, name: str, column: int
+) -> None:
+    with pytest.raises(AdqlUnknownFunction) as info:
+        parse_adql(query)
+    assert not isinstance(info.value, AdqlSyntaxError)
+    assert info.value.function == name
+    assert info.value.pos == t.Pos(query.count("\n") + 1, column)
+    text = str(info.value)
+    assert not text.startswith("Syntax error")
+    assert f"at {info.value.pos}: unknown function {name};" in text
+
+
+@pytest.mark.parametrize(
+    ("query", "column", "kind"),
+    [
+        ("SELECT POINT(1, 2) || 'a' FROM t", 8, "point"),
+        ("SELECT 'a' || CIRCLE(1, 2, 3) FROM t", 15, "circle"),
+        ("SELECT a || 'b' || POLYGON(1, 2, 3, 4, 5, 6) FROM t", 20, "polygon"),
+        ("SELECT BOX(1, 2, 3, 4) || a FROM t", 8, "box"),
+        ("SELECT a || CENTROID(c) FROM t", 13, "point"),
+        ("SELECT a || REGION('Circle ICRS 1 2 3') FROM t", 13, "region"),
+        ("SELECT a || CAST('1 2' AS POINT) FROM t", 13, "point"),
+        ("SELECT a || (POINT(1, 2)) FROM t", 14, "point"),
+        ("SELECT a FROM t WHERE a || POINT(1, 2) = 'x'", 28, "point"),
+    ],
+)
+def test_concatenating_a_geometry_is_refused_without_a_catalog(
+    query: str, column: int, kind: str
+) -> None:
+    with pytest.raises(AdqlTypeError) as info:
+        parse_adql(query)
+    assert info.value.pos == t.Pos(1, column)
+    assert f"|| joins strings, but this is a {kind}" in str(info.value)
+
+
+def test_a_udf_declared_to_return_a_geometry_cannot_be_concatenated() -> None:
+    udf = "my_centre(a VARCHAR) -> POINT"
+    parse_adql("SELECT DISTANCE(my_centre(a), POINT(1, 2)) FROM t", [udf])
+    with pytest.raises(AdqlTypeError, match="joins strings, but this is a point"):
+        parse_adql("SELECT 'x' || my_centre(a) FROM t", [udf])
 
 
 def test_regular_and_delimited_names_are_kept_apart() -> None:
@@ -199,7 +290,7 @@ def test_intersect_binds_tighter_than_union() -> None:
 def test_udfs_are_accepted_only_when_declared() -> None:
     udf = "ivo_hasword(a VARCHAR, b VARCHAR) -> INTEGER"
     parse_adql("SELECT a FROM t WHERE ivo_hasword(a, 'x') = 1", [udf])
-    with pytest.raises(AdqlSyntaxError, match="unknown function IVO_HASWORD"):
+    with pytest.raises(AdqlUnknownFunction, match="unknown function IVO_HASWORD"):
         parse_adql("SELECT a FROM t WHERE ivo_hasword(a, 'x') = 1")
     with pytest.raises(AdqlSyntaxError, match="IVO_HASWORD takes 2 arguments, not 1"):
         parse_adql("SELECT a FROM t WHERE ivo_hasword(a) = 1", [udf])

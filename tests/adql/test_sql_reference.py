@@ -294,6 +294,70 @@ CASES: list[tuple[str, str, str]] = [
         "WHERE c.id = 0",
         "SELECT count(*) FROM stars a JOIN sightings b ON a.id = b.star_id",
     ),
+    # ---- joins without ON or USING (ADQL 2.1: the join specification is optional)
+    (
+        "join_without_condition",
+        "SELECT a.id, b.sighting_id FROM stars AS a JOIN sightings AS b "
+        "WHERE a.id < 3 AND b.sighting_id < 103 ORDER BY 1, 2",
+        "SELECT a.id, b.sighting_id FROM stars a CROSS JOIN sightings b "
+        "WHERE a.id < 3 AND b.sighting_id < 103 ORDER BY 1, 2",
+    ),
+    (
+        "inner_join_without_condition_counts_every_pair",
+        "SELECT COUNT(*) FROM stars INNER JOIN sightings",
+        "SELECT count(*) FROM stars CROSS JOIN sightings",
+    ),
+    (
+        "left_join_without_condition_keeps_left_rows",
+        "SELECT a.id, b.id FROM (SELECT id FROM stars WHERE id < 3) AS a "
+        "LEFT OUTER JOIN (SELECT id FROM stars WHERE id < 0) AS b ORDER BY 1",
+        "SELECT a.id, b.id FROM (SELECT id FROM stars WHERE id < 3) a "
+        "LEFT JOIN (SELECT id FROM stars WHERE id < 0) b ON TRUE ORDER BY 1",
+    ),
+    (
+        "right_join_without_condition_keeps_right_rows",
+        "SELECT a.id, b.id FROM (SELECT id FROM stars WHERE id < 0) AS a "
+        "RIGHT JOIN (SELECT id FROM stars WHERE id < 3) AS b ORDER BY 2",
+        "SELECT a.id, b.id FROM (SELECT id FROM stars WHERE id < 0) a "
+        "RIGHT JOIN (SELECT id FROM stars WHERE id < 3) b ON TRUE ORDER BY 2",
+    ),
+    (
+        "full_join_without_condition",
+        "SELECT a.id, b.id FROM (SELECT id FROM stars WHERE id < 2) AS a "
+        "FULL OUTER JOIN (SELECT id FROM stars WHERE id > 37) AS b ORDER BY 1, 2",
+        "SELECT a.id, b.id FROM (SELECT id FROM stars WHERE id < 2) a "
+        "FULL JOIN (SELECT id FROM stars WHERE id > 37) b ON TRUE ORDER BY 1, 2",
+    ),
+    (
+        "full_join_without_condition_one_side_empty",
+        "SELECT a.id, b.id FROM (SELECT id FROM stars WHERE id < 0) AS a "
+        "FULL JOIN (SELECT id FROM stars WHERE id < 2) AS b ORDER BY 2",
+        "SELECT a.id, b.id FROM (SELECT id FROM stars WHERE id < 0) a "
+        "FULL JOIN (SELECT id FROM stars WHERE id < 2) b ON TRUE ORDER BY 2",
+    ),
+    (
+        "join_without_condition_then_join_on",
+        "SELECT COUNT(*) FROM stars AS a JOIN sightings AS b JOIN stars AS c ON c.id = b.star_id "
+        "WHERE a.id < 5",
+        "SELECT count(*) FROM stars a CROSS JOIN sightings b JOIN stars c ON c.id = b.star_id "
+        "WHERE a.id < 5",
+    ),
+    (
+        "join_of_parenthesised_joins_without_conditions",
+        "SELECT COUNT(*) FROM (stars AS a JOIN sightings AS b) "
+        "JOIN (stars AS c JOIN sightings AS d ON c.id = d.star_id) "
+        "WHERE a.id < 2 AND b.star_id < 2",
+        "SELECT count(*) FROM (stars a CROSS JOIN sightings b) "
+        "CROSS JOIN (stars c JOIN sightings d ON c.id = d.star_id) "
+        "WHERE a.id < 2 AND b.star_id < 2",
+    ),
+    (
+        "select_star_over_a_join_without_condition",
+        "SELECT * FROM (SELECT id, name FROM stars WHERE id < 2) AS a "
+        "JOIN (SELECT id, ra FROM stars WHERE id > 38) AS b ORDER BY 1, 3",
+        "SELECT * FROM (SELECT id, name FROM stars WHERE id < 2) a "
+        "CROSS JOIN (SELECT id, ra FROM stars WHERE id > 38) b ORDER BY 1, 3",
+    ),
     # ---- set operations, WITH
     (
         "union",
