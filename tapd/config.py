@@ -238,6 +238,14 @@ SETTINGS: tuple[Setting, ...] = (
         "URLs under which UPLOAD may fetch (scheme, host, port equal; path by whole segments;"
         " empty: URL uploads off)",
     ),
+    Setting(
+        "http",
+        "cors_origins",
+        list,
+        [],
+        "web origins (e.g. https://notebook.example.org, or *) whose pages may read"
+        " this service's answers (CORS); empty: none",
+    ),
     # [adql]
     Setting(
         "adql",

@@ -16,13 +16,14 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from tapd.config import Config
 from tapd.errors import DatabaseUnavailable, TapdError
 from tapd.http import jobs, metadata, sync
+from tapd.http.headers import ServiceHeaders, allowed_methods
 from tapd.http.ownership import JOB_ID_PARAMETER, job_route, unchecked_job_routes
 from tapd.http.problems import HttpProblem
 from tapd.http.responses import problem
@@ -102,6 +103,7 @@ def create_app(config: Config) -> Starlette:
         TapdError: _tapd_error,
         psycopg.OperationalError: _database_down,
         PoolTimeout: _database_busy,
+        ClientDisconnect: _client_disconnected,
         404: _not_found,
         405: _method_not_allowed,
     }
@@ -147,8 +149,10 @@ def _pool(dsn: str, size: int, name: str) -> ConnectionPool:
 
 
 def asgi_app(config: Config) -> ASGIApp:
-    """``create_app`` wrapped in path normalising and access logging."""
-    return AccessLog(CollapseSlashes(create_app(config)))
+    """``create_app`` wrapped in protective headers, path normalising and access logging."""
+    app = create_app(config)
+    with_headers = ServiceHeaders(app, lambda: app.routes, config.cors_origins)
+    return AccessLog(CollapseSlashes(with_headers))
 
 
 class CollapseSlashes:
@@ -232,4 +236,15 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
-    return problem(f"{request.method} is not allowed on {request.url.path}", 405)
+    methods = allowed_methods(request.app.routes, request.url.path)
+    response = problem(
+        f"{request.method} is not allowed on {request.url.path}: use {', '.join(methods)}", 405
+    )
+    response.headers["Allow"] = ", ".join(methods)
+    return response
+
+
+async def _client_disconnected(request: Request, exc: Exception) -> Response:
+    """The client left while sending its body: one info line; nobody reads the answer."""
+    log.info("http.client_disconnected", method=request.method, path=request.url.path)
+    return problem("the client disconnected before sending the whole request", 400)

@@ -39,16 +39,20 @@ def parse_phase_name(value: str, parameter: str = "PHASE") -> JobPhase:
         raise BadRequest(f"{parameter} must be one of {names}; got {value!r}") from None
 
 
+#: Largest LAST accepted (more jobs than any list holds; beyond it is a typo or a probe).
+MAX_LAST = 1_000_000_000
+
+
 def parse_last(value: str | None) -> int | None:
-    """LAST=n: the n most recently created jobs (n > 0)."""
+    """LAST=n: the n most recently created jobs (0 < n <= ``MAX_LAST``)."""
     if value is None:
         return None
     try:
         count = int(value.strip())
     except ValueError:
         raise BadRequest(f"LAST must be a positive integer, got {value!r}") from None
-    if count <= 0:
-        raise BadRequest(f"LAST must be a positive integer, got {value!r}")
+    if not 0 < count <= MAX_LAST:
+        raise BadRequest(f"LAST must be a positive integer up to {MAX_LAST}, got {value!r}")
     return count
 
 
@@ -65,7 +69,12 @@ def parse_timestamp(value: str, parameter: str) -> dt.datetime:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC)
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is past the last representable UTC time
+        raise BadRequest(
+            f"{parameter} {value!r} is outside the years 1 to 9999 once converted to UTC"
+        ) from None
 
 
 def parse_execution_duration(value: str) -> int:

@@ -141,7 +141,21 @@ async def read_form(
                 f"cannot read a request body of type {media_type or 'unknown'!r}: "
                 "send application/x-www-form-urlencoded or multipart/form-data"
             )
+    try:
+        check_text_fields(form.fields)
+    except BaseException:
+        form.discard_files()
+        raise
     return form
+
+
+def check_text_fields(fields: list[tuple[str, str]]) -> None:
+    """400 for a NUL character in a parameter name or value (no text field may hold one)."""
+    for name, value in fields:
+        if "\x00" in name:
+            raise BadRequest(f"parameter name {name!r} contains a NUL character")
+        if "\x00" in value:
+            raise BadRequest(f"parameter {name} contains a NUL character in its value")
 
 
 async def _read_all(body: AsyncIterator[bytes], limit: int) -> bytes:

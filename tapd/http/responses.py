@@ -10,6 +10,9 @@ TEXT_TYPE = "text/plain; charset=utf-8"
 #: Job documents change at any moment; clients must never get a cached one.
 NO_CACHE = {"Cache-Control": "no-cache"}
 
+#: Results of one request and error answers: never kept by a cache at all.
+NO_STORE = {"Cache-Control": "no-store"}
+
 
 def xml(document: bytes, status: int = 200) -> Response:
     return Response(document, status_code=status, media_type=XML_TYPE, headers=NO_CACHE)
@@ -25,5 +28,6 @@ def see_other(url: str) -> Response:
 
 
 def problem(message: str, status: int) -> Response:
-    """A refused request: status and one line saying what was wrong."""
-    return text(message.rstrip() + "\n", status)
+    """A refused request: status and one line saying what was wrong (never cached)."""
+    body = (message.rstrip() + "\n").encode()
+    return Response(body, status_code=status, media_type=TEXT_TYPE, headers=NO_STORE)

@@ -25,6 +25,7 @@ from tapd.errors import TapdError
 from tapd.http.forms import RequestForm
 from tapd.http.jobs import request_form
 from tapd.http.problems import HttpProblem
+from tapd.http.responses import NO_STORE
 from tapd.http.service import TapService, service_of
 from tapd.http.streaming import ClientGone, ResultPipe
 from tapd.log import get_logger
@@ -44,7 +45,9 @@ def error_document(message: str, infos: list[tuple[str, str]] | None = None) -> 
 
 
 def error_response(message: str, status: int) -> Response:
-    return Response(error_document(message), status_code=status, media_type=VOTABLE_TYPE)
+    return Response(
+        error_document(message), status_code=status, media_type=VOTABLE_TYPE, headers=NO_STORE
+    )
 
 
 def grouped_parameters(form: RequestForm) -> dict[str, list[str]]:
@@ -129,14 +132,16 @@ async def _run(request: Request, service: TapService, form: RequestForm) -> Resp
         if error is not None:
             status, message = _failure(error)
             return error_response(message, status)
-        return Response(b"", headers={"Content-Type": media_type})
+        return Response(b"", headers={"Content-Type": media_type, **NO_STORE})
 
     finished = pipe.ready_rest()
     if finished is not None:  # the whole result is already here: one plain response
         chunks, late_error = finished
         if late_error is not None:
             _log_late_failure(late_error)
-        return Response(b"".join([chunk, *chunks]), headers={"Content-Type": media_type})
+        return Response(
+            b"".join([chunk, *chunks]), headers={"Content-Type": media_type, **NO_STORE}
+        )
 
     async def body(first: bytes) -> AsyncIterator[bytes]:
         yield first
@@ -145,7 +150,7 @@ async def _run(request: Request, service: TapService, form: RequestForm) -> Resp
 
     # The Content-Type exactly as the client named the format (TAP-13): set as a
     # header, Starlette would otherwise append a charset to text/* types.
-    return StreamingResponse(body(chunk), headers={"Content-Type": media_type})
+    return StreamingResponse(body(chunk), headers={"Content-Type": media_type, **NO_STORE})
 
 
 def _log_late_failure(error: BaseException) -> None:
