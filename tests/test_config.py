@@ -62,6 +62,15 @@ def test_unknown_or_malformed_environment_variable_is_refused() -> None:
         load_config(environ={"TAPD_POLL_INTERVAL": "soon"})
 
 
+@pytest.mark.parametrize(
+    "variable", ["TAPD_CONFIG", "TAPD_PG_BINDIR", "TAPD_JOURNAL_SOCKET", "TAPD_ADQL_CASES"]
+)
+def test_tapd_variables_of_the_tools_and_tests_are_not_settings(variable: str) -> None:
+    """CI exports TAPD_ADQL_CASES to every process, tapd's own commands included."""
+    value = "/nonexistent/none.toml" if variable != "TAPD_CONFIG" else ""
+    assert load_config(environ={variable: value}).max_jobs == 4
+
+
 def test_unreadable_file_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"cannot read configuration .*missing\.toml"):
         load_config(path=tmp_path / "missing.toml", environ={})
