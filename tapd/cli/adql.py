@@ -11,14 +11,11 @@ tables.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from tapd.adql import AdqlError, parse_adql, translate_adql
-from tapd.catalog import load_catalog
 from tapd.cli.context import load_cli_config, store_connection
 from tapd.errors import TapdError
 
@@ -71,6 +68,8 @@ def _query_text(query: str | None) -> str:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from tapd.adql import parse_adql
+
     if args.jsonl is not None:
         if args.query is not None:
             raise TapdError("give either QUERY or --jsonl FILE, not both")
@@ -92,6 +91,10 @@ def _lines(path: str) -> Iterator[tuple[int, str]]:
 
 
 def _check_many(path: str, udfs: Sequence[str], out: IO[str]) -> None:
+    import json
+
+    from tapd.adql import AdqlError, parse_adql
+
     for number, line in _lines(path):
         if not line.strip():
             continue
@@ -114,6 +117,11 @@ def _check_many(path: str, udfs: Sequence[str], out: IO[str]) -> None:
 
 
 def _translate(args: argparse.Namespace) -> int:
+    import json
+
+    from tapd.adql import translate_adql
+    from tapd.catalog import load_catalog
+
     config = load_cli_config(args)
     if args.maxrec is not None and args.maxrec < 0:
         raise TapdError("--maxrec must not be negative")

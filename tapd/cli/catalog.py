@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tapd.catalog import publish_table, read_metadata_file, unpublish_table
 from tapd.cli.context import load_cli_config, store_connection
 
 
@@ -34,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _publish(args: argparse.Namespace) -> int:
+    from tapd.catalog import publish_table, read_metadata_file
+
     config = load_cli_config(args)
     metadata = read_metadata_file(args.metadata) if args.metadata else None
     with store_connection(config, application_name="tapd publish") as conn:
@@ -44,6 +45,8 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _unpublish(args: argparse.Namespace) -> int:
+    from tapd.catalog import unpublish_table
+
     config = load_cli_config(args)
     with store_connection(config, application_name="tapd unpublish") as conn:
         unpublish_table(conn, args.table, config.query_role)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from tapd.config import default_config_text
-
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("config", help="print every setting with its default, as TOML")
@@ -13,5 +11,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _print_defaults(args: argparse.Namespace) -> int:
+    from tapd.config import default_config_text
+
     print(default_config_text(), end="")
     return 0

@@ -11,28 +11,16 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-import psycopg
-import psycopg.sql
-
-from tapd.cli.context import load_cli_config, store_connection
-from tapd.config import Config
+from tapd.cli.context import cli_logger, load_cli_config, store_connection
 from tapd.errors import TapdError
-from tapd.log import get_logger
-from tapd.pgsphere import PgSphereMissing, install_pgsphere
-from tapd.store import (
-    FINAL_PHASES,
-    Job,
-    JobPhase,
-    JobStore,
-    initialise_schema,
-    require_current_schema,
-)
 from tapd.store.jobdir import is_valid_job_id, job_dir
+from tapd.store.phases import FINAL_PHASES, JobPhase
 from tapd.store.policy import destruction_for, execution_duration_for
 
-log = get_logger()
-
 if TYPE_CHECKING:  # _SubParsersAction is not subscriptable at run time
+    from tapd.config import Config
+    from tapd.store import Job, JobStore
+
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
@@ -122,6 +110,8 @@ def _tap_parameters(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 @contextlib.contextmanager
 def _store(config: Config) -> Iterator[JobStore]:
+    from tapd.store import JobStore, require_current_schema
+
     with store_connection(config) as conn:
         require_current_schema(conn, config.schema)
         yield JobStore(conn, config.schema)
@@ -151,6 +141,11 @@ def _output(path: str | None) -> Iterator[BinaryIO]:
 
 
 def _initdb(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from tapd.pgsphere import PgSphereMissing, install_pgsphere
+    from tapd.store import initialise_schema
+
     config = load_cli_config(args)
     with store_connection(config) as conn:
         try:
@@ -194,6 +189,9 @@ def _initdb(args: argparse.Namespace) -> int:
 def _hand_over(conn: Any, owner: str, query_role: str) -> None:
     """Let ``owner`` run tapd: it may SET ROLE to the query role, and owns what
     initdb creates from here on (this session continues as ``owner``)."""
+    import psycopg
+    import psycopg.sql
+
     from tapd.catalog import ensure_role
 
     try:
@@ -236,7 +234,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    config = load_cli_config(args)
+    config = load_cli_config(args, configure_logging=False)
     now = dt.datetime.now(dt.UTC)
     with _store(config) as store:
         job = store.create_job(
@@ -245,13 +243,13 @@ def _submit(args: argparse.Namespace) -> int:
             destruction=destruction_for(now, None, config, now=now),
             queue=args.run,
         )
-    log.info("job.phase", job_id=job.job_id, phase=job.phase.value)
+    cli_logger(config).info("job.phase", job_id=job.job_id, phase=job.phase.value)
     print(job.job_id)
     return 0
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    config = load_cli_config(args)
+    config = load_cli_config(args, configure_logging=False)
     with _store(config) as store:
         jobs = store.list_jobs(phases=args.phase or (), last=args.last)
     for job in jobs:
@@ -301,7 +299,7 @@ def describe_job(job: Job) -> list[str]:
 
 
 def _show(args: argparse.Namespace) -> int:
-    config = load_cli_config(args)
+    config = load_cli_config(args, configure_logging=False)
     with _store(config) as store:
         job = store.get_job(_checked_id(args.job_id))
     print("\n".join(describe_job(job)))
@@ -309,16 +307,17 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _abort(args: argparse.Namespace) -> int:
-    config = load_cli_config(args)
+    config = load_cli_config(args, configure_logging=False)
     with _store(config) as store:
         job = store.abort_job(_checked_id(args.job_id))
+    log = cli_logger(config)
     log.info("job.phase", job_id=job.job_id, phase=job.phase.value, reason="tapd abort")
     print(f"{job.job_id} {job.phase.value}")
     return 0
 
 
 def _result(args: argparse.Namespace) -> int:
-    config = load_cli_config(args)
+    config = load_cli_config(args, configure_logging=False)
     with _store(config) as store:
         job = store.get_job(_checked_id(args.job_id))
     result = job.result("result")
@@ -337,6 +336,7 @@ def _result(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
+    from tapd.log import get_logger
     from tapd.runner import run_sync, tap_request
 
     config = load_cli_config(args)
@@ -349,7 +349,7 @@ def _query(args: argparse.Namespace) -> int:
         _output(args.output) as out,
     ):
         result = run_sync(conn, request, out, config=config)
-    log.debug("query.done", rows=result.rows, overflow=result.overflow)
+    get_logger().debug("query.done", rows=result.rows, overflow=result.overflow)
     if result.overflow:
         print(
             f"tapd: note: the result was truncated at {request.maxrec} rows (MAXREC)",

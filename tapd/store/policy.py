@@ -8,8 +8,10 @@ becomes a short grace period instead of destroying the job at once.
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
-from tapd.config import Config
+if TYPE_CHECKING:
+    from tapd.config import Config
 
 #: A destruction time asked for in the past is moved this far into the future.
 PAST_DESTRUCTION_GRACE = dt.timedelta(seconds=60)
