@@ -23,6 +23,7 @@ from starlette.routing import Route
 from tapd.config import Config
 from tapd.errors import DatabaseUnavailable, TapdError
 from tapd.http import jobs, metadata, sync
+from tapd.http.forms import RemoveSpooledFiles
 from tapd.http.headers import ServiceHeaders, allowed_methods
 from tapd.http.ownership import JOB_ID_PARAMETER, job_route, unchecked_job_routes
 from tapd.http.problems import HttpProblem
@@ -152,7 +153,7 @@ def asgi_app(config: Config) -> ASGIApp:
     """``create_app`` wrapped in protective headers, path normalising and access logging."""
     app = create_app(config)
     with_headers = ServiceHeaders(app, lambda: app.routes, config.cors_origins)
-    return AccessLog(CollapseSlashes(with_headers))
+    return AccessLog(CollapseSlashes(RemoveSpooledFiles(with_headers)))
 
 
 class CollapseSlashes:

@@ -14,15 +14,18 @@ Debian 12 (0.0.5, module ``multipart``) and current PyPI (module
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 from urllib.parse import parse_qsl
 
 from tapd.http.problems import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from tapd.store.jobdir import SPOOL_PREFIX
 
 try:  # current PyPI
     from python_multipart.exceptions import FormParserError
@@ -34,8 +37,6 @@ except ImportError:  # Debian 12's python3-multipart 0.0.5
 #: Upload part names usable as file names: ``param:<name>`` (DALI 3.4.5).
 PART_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")
 
-#: Spooled part files start with this (the jobs directory's prefix for incomplete files).
-SPOOL_PREFIX = ".tmp-part-"
 
 #: Largest text (non-file) form field kept in memory, bytes.
 MAX_TEXT_FIELD = 1_000_000
@@ -71,6 +72,43 @@ class RequestForm:
         """Delete the spooled part files (after they were moved or used)."""
         for part in self.parts.values():
             part.path.unlink(missing_ok=True)
+
+
+#: ASGI scope key of the request's list of spooled files (see ``RemoveSpooledFiles``).
+SPOOLED_KEY = "tapd.spooled"
+
+
+def request_spool(scope: MutableMapping[str, Any]) -> list[Path]:
+    """The list of files spooled for this request (created on first use)."""
+    spooled: list[Path] = scope.setdefault(SPOOLED_KEY, [])
+    return spooled
+
+
+class RemoveSpooledFiles:
+    """ASGI middleware: when a request ends, every part spooled for it that was not
+    moved into a job is deleted, on every path (answers, errors, disconnects)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        async def send_after_cleanup(message: MutableMapping[str, Any]) -> None:
+            # Before the last byte goes out: a client must never see its answer while
+            # the request's files are still there.
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                _remove_spooled(scope)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_after_cleanup)
+        finally:
+            _remove_spooled(scope)
+
+
+def _remove_spooled(scope: MutableMapping[str, Any]) -> None:
+    for path in scope.get(SPOOLED_KEY, ()):
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -109,8 +147,13 @@ async def read_form(
     query_string: bytes,
     limits: Limits,
     spool_dir: Path,
+    spooled: list[Path] | None = None,
 ) -> RequestForm:
-    """Parse the query string and body of a request into a ``RequestForm``."""
+    """Parse the query string and body of a request into a ``RequestForm``.
+
+    Every file spooled is also appended to ``spooled`` (the request's list, which
+    the app empties when the request ends, whatever happened in between).
+    """
     form = RequestForm(fields=parse_query_string(query_string))
     if content_length is not None:
         try:
@@ -130,7 +173,7 @@ async def read_form(
             raise BadRequest(
                 "malformed multipart/form-data request: the Content-Type has no boundary"
             )
-        await _read_multipart(form, boundary, body, limits, spool_dir)
+        await _read_multipart(form, boundary, body, limits, spool_dir, spooled)
     elif media_type == "application/x-www-form-urlencoded":
         data = await _read_all(body, limits.request_max_bytes)
         form.fields += parse_query_string(data)
@@ -183,9 +226,10 @@ class _Part:
 class _MultipartCollector:
     """python-multipart callbacks gathering parts into a ``RequestForm``."""
 
-    def __init__(self, limits: Limits, spool_dir: Path) -> None:
+    def __init__(self, limits: Limits, spool_dir: Path, spooled: list[Path]) -> None:
         self.limits = limits
         self.spool_dir = spool_dir
+        self.spooled = spooled
         self.parts: list[_Part] = []
         self.current = _Part()
         self.header_field = bytearray()
@@ -193,6 +237,7 @@ class _MultipartCollector:
         self.headers: dict[bytes, bytes] = {}
         self.finished = False
         self.counter = 0
+        self.token = secrets.token_hex(8)
 
     def callbacks(self) -> dict[str, Any]:
         return {
@@ -229,7 +274,10 @@ class _MultipartCollector:
     def _spill(self) -> None:
         """Move the current part to a file (file uploads, or text grown too big)."""
         self.counter += 1
-        path = self.spool_dir / f"{SPOOL_PREFIX}{os.getpid()}-{id(self)}-{self.counter}"
+        # A random token, not id(self): ids are reused once a collector is freed,
+        # while the parts it spooled may still be in use by their request.
+        path = self.spool_dir / f"{SPOOL_PREFIX}{os.getpid()}-{self.token}-{self.counter}"
+        self.spooled.append(path)
         self.current.path = path
         self.current.file = path.open("wb")
         self.current.file.write(self.current.data)
@@ -272,8 +320,9 @@ async def _read_multipart(
     body: AsyncIterator[bytes],
     limits: Limits,
     spool_dir: Path,
+    spooled: list[Path] | None,
 ) -> None:
-    collector = _MultipartCollector(limits, spool_dir)
+    collector = _MultipartCollector(limits, spool_dir, [] if spooled is None else spooled)
     parser = MultipartParser(boundary, cast(Any, collector.callbacks()))
     size = 0
     try:
@@ -343,5 +392,10 @@ def _collect(
                 "use letters, digits, '_', '.' or '-'"
             )
         assert part.path is not None
+        if part.name in form.parts:
+            raise BadRequest(
+                f"multipart part {part.name!r} is sent twice: an uploaded table needs a name "
+                "of its own"
+            )
         form.parts[part.name] = UploadedPart(part.name, part.filename, part.path, part.size)
     form.fields += text_fields

@@ -25,7 +25,7 @@ from tapd.http.controls import (
     parse_timestamp,
     parse_wait,
 )
-from tapd.http.forms import Limits, RequestForm, read_form
+from tapd.http.forms import Limits, RequestForm, read_form, request_spool
 from tapd.http.ownership import checked_job
 from tapd.http.problems import BadRequest, Forbidden, NotFound
 from tapd.http.service import DELETE_REDIRECT_LAST, TapService, service_of
@@ -56,6 +56,7 @@ async def request_form(request: Request, service: TapService) -> RequestForm:
         request.scope.get("query_string", b""),
         Limits(config.request_max_bytes, config.upload_max_bytes),
         service.jobs_dir,
+        request_spool(request.scope),
     )
 
 
@@ -95,6 +96,7 @@ async def list_jobs(request: Request) -> Response:
     """GET /async: the caller's jobs, with PHASE (repeatable), AFTER and LAST filters."""
     service = service_of(request)
     form = await request_form(request, service)
+    form.discard_files()
     phases = [parse_phase_name(v) for v in form.values("PHASE")]
     after_text = form.last("AFTER")
     after = parse_timestamp(after_text, "AFTER") if after_text is not None else None

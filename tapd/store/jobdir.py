@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 from tapd.errors import TapdError
@@ -27,6 +28,11 @@ ERROR_DOCUMENT = "error.xml"
 UPLOADS_DIR = "uploads"
 #: Prefix of files not yet complete.
 TEMP_PREFIX = ".tmp-"
+#: Multipart parts the HTTP service spools at the top of the jobs directory while a
+#: request is read; moved into a job or removed when the request ends.
+SPOOL_PREFIX = ".tmp-part-"
+#: Seconds after which a spooled part is an orphan (of a killed service) for the sweep.
+SPOOL_ORPHAN_AGE = 3600.0
 
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -62,6 +68,26 @@ def ensure_job_dir(jobs_dir: Path, job_id: str) -> Path:
 def remove_job_dir(jobs_dir: Path, job_id: str) -> None:
     """Delete a job's directory and everything in it (missing is fine)."""
     shutil.rmtree(job_dir(jobs_dir, job_id), ignore_errors=True)
+
+
+def remove_orphaned_spool_files(
+    jobs_dir: Path, *, max_age: float = SPOOL_ORPHAN_AGE, now: float | None = None
+) -> list[Path]:
+    """Delete spooled parts older than ``max_age`` seconds (their request is long gone)."""
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        candidates = list(jobs_dir.glob(f"{SPOOL_PREFIX}*"))
+    except OSError:
+        return removed
+    for path in candidates:
+        try:
+            if path.is_file() and now - path.stat().st_mtime > max_age:
+                path.unlink()
+                removed.append(path)
+        except OSError:  # removed meanwhile, or not ours to remove: the next sweep retries
+            continue
+    return removed
 
 
 def check_jobs_dir(jobs_dir: Path) -> None:
