@@ -63,7 +63,7 @@ from tapd.store import (
     require_current_schema,
 )
 from tapd.store.connection import connect, dsn_parameters, one_line
-from tapd.store.jobdir import check_jobs_dir, remove_job_dir
+from tapd.store.jobdir import check_jobs_dir, remove_job_dir, remove_orphaned_spool_files
 
 log = get_logger()
 
@@ -512,6 +512,8 @@ class RunnerDaemon:
         for job_id in self.store.delete_expired_jobs():
             remove_job_dir(self.config.jobs_path, job_id)
             log.info("job.destroyed", job_id=job_id)
+        for path in remove_orphaned_spool_files(self.config.jobs_path):
+            log.info("daemon.orphan_removed", path=str(path))
 
     def _warm_up(self) -> None:
         warm_up_for_children()
