@@ -29,7 +29,7 @@ from tapd.http.forms import Limits, RequestForm, read_form, request_spool
 from tapd.http.ownership import checked_job
 from tapd.http.problems import BadRequest, Forbidden, NotFound
 from tapd.http.service import DELETE_REDIRECT_LAST, TapService, service_of
-from tapd.http.waiting import wait_for_change
+from tapd.http.waiting import wait_for_phase_change
 from tapd.http.xmltext import utc_timestamp
 from tapd.log import get_logger
 from tapd.store import Job, JobPhase, PhaseConflict, new_job_id
@@ -165,11 +165,13 @@ async def get_job(request: Request) -> Response:
         return responses.xml(uws.job_document(job, service.job_url(request, job_id)))
     cap = float(service.config.wait_max)
     seconds = cap if wait < 0 else min(float(wait), cap)
-    with service.waiter.subscription(job_id) as changed:
-        job = await service.store(lambda s: s.get_job(job_id))
-        blocks = job.phase in ACTIVE_PHASES and (expected is None or job.phase == expected)
-        if blocks and await wait_for_change(changed, seconds):
-            job = await service.store(lambda s: s.get_job(job_id))
+
+    def blocks(current: Job) -> bool:
+        return current.phase in ACTIVE_PHASES and (expected is None or current.phase == expected)
+
+    job = await wait_for_phase_change(
+        service.waiter, job_id, lambda: service.store(lambda s: s.get_job(job_id)), seconds, blocks
+    )
     return responses.xml(uws.job_document(job, service.job_url(request, job_id)))
 
 

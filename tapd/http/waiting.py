@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from tapd.log import get_logger
+from tapd.store import Job
 
 log = get_logger(component="http")
 
@@ -113,6 +114,37 @@ class PhaseWaiter:
         except (ValueError, KeyError, TypeError):
             return
         self._wake(str(job_id), message.get("phase"))
+
+
+async def wait_for_phase_change(
+    waiter: PhaseWaiter,
+    job_id: str,
+    read_job: Callable[[], Awaitable[Job]],
+    seconds: float,
+    blocks: Callable[[Job], bool],
+) -> Job:
+    """The job once its phase differs from the one first read, or after ``seconds``.
+
+    Any wake-up (a notification, the listener reconnecting) only prompts a
+    re-read: a wake-up that changed nothing waits on for the time left.
+    Subscribing before each read means no change between read and wait is missed.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    with waiter.subscription(job_id) as changed:
+        job = await read_job()
+        if not blocks(job):
+            return job
+        seen = job.phase
+        woken = await wait_for_change(changed, deadline - loop.time())
+    while woken:
+        with waiter.subscription(job_id) as changed:
+            job = await read_job()
+            remaining = deadline - loop.time()
+            if job.phase != seen or remaining <= 0:
+                return job
+            woken = await wait_for_change(changed, remaining)
+    return job
 
 
 async def wait_for_change(future: asyncio.Future[str | None], seconds: float) -> bool:
