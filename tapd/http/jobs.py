@@ -7,13 +7,14 @@ document, text/plain atomics, or 4xx with one line saying what was wrong.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 
 from tapd.http import responses, uws
 from tapd.http.controls import (
@@ -291,9 +292,12 @@ async def get_parameter(request: Request) -> Response:
     job = await _job(request)
     part = request.path_params["name"]
     path = service.jobs_dir / job.job_id / UPLOADS_DIR / part
-    if part not in uws.uploaded_parts(job.parameters) or not path.is_file():
-        raise NotFound(f"job {job.job_id} has no uploaded parameter {part!r}")
-    return FileResponse(path, media_type=UPLOAD_TYPE, headers=responses.NO_CACHE)
+    missing = f"job {job.job_id} has no uploaded parameter {part!r}"
+    if part not in uws.uploaded_parts(job.parameters):
+        raise NotFound(missing)
+    return responses.file_response(
+        path, media_type=UPLOAD_TYPE, missing=missing, headers=responses.NO_CACHE
+    )
 
 
 async def post_parameters(request: Request) -> Response:
@@ -341,10 +345,15 @@ async def get_result(request: Request) -> Response:
     if entry is None:
         raise NotFound(f"job {job.job_id} has no result {result_id!r} (it is {job.phase})")
     path = service.jobs_dir / job.job_id / entry.filename
-    if Path(entry.filename).name != entry.filename or not path.is_file():
-        raise NotFound(f"the result file of job {job.job_id} is gone")
+    missing = f"the result file of job {job.job_id} is gone"
+    if Path(entry.filename).name != entry.filename:
+        raise NotFound(missing)
+    # The media type as recorded (the name the client used), set as a header so that
+    # Starlette adds no charset to text/* types.
     headers = {**responses.NO_CACHE, "Content-Type": entry.mime_type}
-    return FileResponse(path, headers=headers)
+    return responses.file_response(
+        path, media_type=entry.mime_type, missing=missing, headers=headers
+    )
 
 
 async def get_error(request: Request) -> Response:
@@ -354,8 +363,10 @@ async def get_error(request: Request) -> Response:
     if job.phase not in (JobPhase.ERROR, JobPhase.ABORTED) or job.error is None:
         raise NotFound(f"job {job.job_id} has no error (it is {job.phase})")
     path = service.jobs_dir / job.job_id / ERROR_DOCUMENT
-    if path.is_file():
-        return FileResponse(path, media_type="application/x-votable+xml")
+    with contextlib.suppress(NotFound):  # no document (or gone meanwhile): the row's message
+        return responses.file_response(
+            path, media_type="application/x-votable+xml", missing="", headers=responses.NO_CACHE
+        )
     return Response(
         error_votable(job.error.message),
         media_type="application/x-votable+xml",
