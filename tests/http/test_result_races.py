@@ -73,7 +73,8 @@ def service(pg_cluster, tmp_path_factory) -> Iterator[RunningService]:
 
 
 def completed_job(client: httpx.Client) -> str:
-    url = client.post("/async", data={"LANG": "ADQL", "QUERY": QUERY, "PHASE": "RUN"}).headers["location"]
+    data = {"LANG": "ADQL", "QUERY": QUERY, "PHASE": "RUN"}
+    url = client.post("/async", data=data).headers["location"]
     for _ in range(60):
         phase = client.get(url, params={"WAIT": "5"}).text
         if "COMPLETED" in phase or "ERROR" in phase:
