@@ -122,6 +122,15 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds between sweeps that destroy jobs past their destruction time",
         minimum=0.1,
     ),
+    Setting(
+        "runner",
+        "retry_backoff_max",
+        float,
+        30.0,
+        "longest wait, seconds, before a database operation that keeps failing is tried"
+        " again (the wait doubles from 0.5 s)",
+        minimum=0.5,
+    ),
     # [limits]
     Setting(
         "limits",

@@ -9,6 +9,7 @@ with a NOTIFY_SOCKET of its own, so tests wait for READY=1 instead of sleeping.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg.rows import dict_row
 
 from tapd.store import FINAL_PHASES, Job, JobPhase, JobStore, initialise_schema
 
@@ -134,6 +136,11 @@ class Site:
 
         return wait_for(reached, timeout, f"job {job_id} to reach {sorted(wanted)}")
 
+    def runners(self) -> list[dict[str, Any]]:
+        """The daemons' rows in the runners table, as dicts."""
+        with psycopg.connect(self.dsn, autocommit=True, row_factory=dict_row) as conn:
+            return conn.execute("SELECT * FROM tapd.runners ORDER BY started").fetchall()
+
     def sessions(self, job_id: str) -> list[dict[str, Any]]:
         with self.store() as store:
             return store.job_sessions(job_id)
@@ -228,6 +235,52 @@ class DaemonProcess:
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Log events so far (the site must log ``format = "json"``), optionally one name."""
+        found = []
+        for line in self.log().splitlines():
+            if not line.startswith("{"):
+                continue
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if name is None or event.get("event") == name:
+                    found.append(event)
+        return found
+
+    def wait_events(self, name: str, count: int = 1, timeout: float = 30) -> list[dict[str, Any]]:
+        """The first ``count`` events called ``name``, waiting for them to be logged."""
+
+        def logged() -> list[dict[str, Any]] | None:
+            events = self.events(name)
+            return events if len(events) >= count else None
+
+        try:
+            return wait_for(logged, timeout, f"{count} {name} event(s) from {self.name}", 0.1)
+        except AssertionError:
+            raise AssertionError(f"{name} x{count} not logged; daemon log:\n{self.log()}") from None
+
+    def statuses(self) -> list[str]:
+        """Every STATUS= text received so far, oldest first."""
+        self.read_notifications()
+        return [
+            line[7:]
+            for message in self.notifications
+            for line in message.splitlines()
+            if line.startswith("STATUS=")
+        ]
+
+    def wait_status(self, predicate: Callable[[str], bool], timeout: float = 30) -> str:
+        """The first STATUS= text sent so far for which ``predicate`` holds."""
+
+        def seen() -> str | None:
+            self.read_notifications(0.05)
+            return next((s for s in self.statuses() if predicate(s)), None)
+
+        try:
+            return wait_for(seen, timeout, f"{self.name} to send a matching STATUS=", step=0)
+        except AssertionError:
+            raise AssertionError(f"no matching STATUS=; daemon log:\n{self.log()}") from None
 
     def signal(self, signum: int) -> None:
         assert self.process is not None

@@ -45,6 +45,7 @@ from tapd.daemon.child import (
     SpareSpec,
     run_spare,
 )
+from tapd.daemon.health import Backoff, Health, Operation
 from tapd.daemon.recovery import (
     MAX_ATTEMPTS,
     boot_id,
@@ -52,7 +53,7 @@ from tapd.daemon.recovery import (
     reconcile_runners,
 )
 from tapd.daemon.systemd import SystemdNotifier
-from tapd.errors import TapdError
+from tapd.errors import DatabaseUnavailable, TapdError
 from tapd.log import get_logger
 from tapd.store import (
     ErrorSummary,
@@ -63,6 +64,7 @@ from tapd.store import (
     require_current_schema,
 )
 from tapd.store.connection import connect, dsn_parameters, one_line
+from tapd.store.faults import Action, DatabaseFault, database_fault
 from tapd.store.jobdir import check_jobs_dir, remove_job_dir, remove_orphaned_spool_files
 
 log = get_logger()
@@ -86,6 +88,12 @@ BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 5.0
 #: Seconds between refreshes of the daemon's copy of TAP_SCHEMA.
 CATALOG_REFRESH = 30.0
+#: The daemon's own statements are short; a lock held by someone else (LOCK
+#: TABLE, a migration) or a stuck server must not block its main loop until
+#: systemd's watchdog (WatchdogSec=20s) kills it: they fail and back off instead.
+SESSION_SETTINGS = (
+    "SELECT set_config('lock_timeout', '2s', false), set_config('statement_timeout', '10s', false)"
+)
 
 
 @dataclass
@@ -196,6 +204,7 @@ class RunnerDaemon:
         self.stopping = False
         self.stop_deadline: float | None = None
         self.timers = _Timers()
+        self.health = Health(Backoff(cap=config.retry_backoff_max))
         self.queued = 0
         self._signals: list[int] = []
         self._selector = selectors.DefaultSelector()
@@ -207,7 +216,11 @@ class RunnerDaemon:
     def run(self) -> int:
         """Run until stopped; returns the exit status."""
         check_jobs_dir(self.config.jobs_path)
-        self._connect()  # a broken configuration or database fails here, in one line
+        try:
+            self._connect()  # a broken configuration or database fails here, in one line
+        except psycopg.Error as exc:
+            fault = database_fault(exc, connection_broken=True)
+            raise DatabaseUnavailable(f"cannot start: {fault.message}") from None
         self._install_signals()
         self._selector.register(self._wakeup_r, selectors.EVENT_READ, "signals")
         self._warm_up()
@@ -232,7 +245,7 @@ class RunnerDaemon:
             if key.data == "signals":
                 self._drain_wakeup()
             elif key.data == "database":
-                self._guarded(self._read_notifications)
+                self._guarded(Operation.NOTIFICATIONS, self._read_notifications)
             else:
                 self._spare_reported(key.data)
         self._handle_signals()
@@ -242,7 +255,7 @@ class RunnerDaemon:
             if time.monotonic() >= self.timers.reconnect and not self._stop_now():
                 self._try_reconnect()
         else:
-            self._guarded(self._periodic)
+            self._periodic()
             self._fork_spares()
         if self.stopping:
             self._advance_shutdown()
@@ -250,7 +263,7 @@ class RunnerDaemon:
 
     def _finish(self) -> None:
         if self.store is not None:
-            self._guarded(self._flush_pending_ends)
+            self._guarded(Operation.ENDINGS, self._flush_pending_ends)
         if self.store is not None:
             with contextlib.suppress(psycopg.Error):
                 self.store.unregister_runner(self.instance)
@@ -291,6 +304,7 @@ class RunnerDaemon:
     def _connect(self) -> None:
         conn = connect(self.config.dsn, application_name=f"tapd runner {self.host}")
         try:
+            conn.execute(SESSION_SETTINGS)
             require_current_schema(conn, self.config.schema)
             store = JobStore(conn, self.config.schema)
             for channel in (queue_channel(self.config.schema), phase_channel(self.config.schema)):
@@ -311,23 +325,18 @@ class RunnerDaemon:
         self._selector.register(self._db_fd, selectors.EVENT_READ, "database")
         self.timers.backoff = BACKOFF_FIRST
         # Catch up: what happened while we were not listening.
-        self._flush_pending_ends()
-        reconcile_runners(
-            store,
-            instance=self.instance,
-            host=self.host,
-            boot=self.boot,
-            heartbeat_timeout=self.config.heartbeat_timeout,
-        )
-        self._reconcile_own()
+        self._guarded(Operation.ENDINGS, self._flush_pending_ends)
+        self._guarded(Operation.DEAD_DAEMONS, self._reconcile_runners)
+        self._guarded(Operation.OWN_JOBS, self._reconcile_own)
         self.wake = True
         self.timers.poll = self.timers.heartbeat = 0.0
-        self._heartbeat()
+        self._guarded(Operation.HEARTBEAT, self._heartbeat)
 
     def _try_reconnect(self) -> None:
         try:
             self._connect()
-            log.info("daemon.database_reconnected", instance=self.instance)
+            if self.conn is not None:
+                log.info("daemon.database_reconnected", instance=self.instance)
         except (TapdError, psycopg.Error) as exc:
             message = exc.message if isinstance(exc, TapdError) else one_line(exc)
             log.warning(
@@ -362,17 +371,55 @@ class RunnerDaemon:
             or conn.pgconn.status != psycopg.pq.ConnStatus.OK
         )
 
-    def _guarded(self, action: Callable[[], None]) -> None:
-        """Run database work; a broken connection starts the reconnect cycle."""
+    def _attempt(self, operation: str, action: Callable[[], None]) -> None:
+        """``_guarded``, unless ``operation`` is waiting out a back-off."""
+        if self.health.due(operation, time.monotonic()):
+            self._guarded(operation, action)
+
+    def _retry_due(self, operation: str, now: float) -> bool:
+        """Whether a failing ``operation`` is due again (before its regular time)."""
+        return not self.health.ok(operation) and self.health.due(operation, now)
+
+    def _guarded(self, operation: str, action: Callable[[], None]) -> None:
+        """Run one database operation; a failure is classified
+        (``tapd.store.faults``) and answered as ``tapd.daemon.health`` decides."""
+        if self.conn is None:
+            return
         try:
             action()
-        except psycopg.OperationalError as exc:
-            if self._connection_broken():
-                self._lost_connection(exc)
-            else:
-                log.error("daemon.database_error", error=one_line(exc), sqlstate=exc.sqlstate)
         except psycopg.Error as exc:
-            log.error("daemon.database_error", error=one_line(exc), sqlstate=exc.sqlstate)
+            fault = database_fault(exc, connection_broken=self._connection_broken())
+            self._failed(operation, fault, exc)
+            return
+        ended = self.health.succeeded(operation)
+        if ended is not None and ended.warned:
+            log.info("daemon.recovered", operation=operation, failures=ended.failures)
+            self._health_changed()
+
+    def _failed(self, operation: str, fault: DatabaseFault, exc: BaseException) -> None:
+        step = self.health.failed(operation, fault, time.monotonic())
+        if step.action is Action.RECONNECT:
+            self._lost_connection(exc)
+        elif step.action is Action.RETRY:
+            log.info(
+                "daemon.retrying", operation=operation, sqlstate=fault.sqlstate, error=fault.detail
+            )
+        else:
+            log.warning(
+                "daemon.degraded",
+                operation=operation,
+                sqlstate=fault.sqlstate,
+                cause=fault.cause,
+                error=fault.detail,
+                failures=self.health.failing[operation].failures,
+                retry_in_s=round(step.delay, 2),
+            )
+            self._health_changed()
+
+    def _health_changed(self) -> None:
+        """Say so at once: STATUS= now, the runners row at the next turn."""
+        self.notifier.status(self._status_text())
+        self.timers.heartbeat = 0.0
 
     def _read_notifications(self) -> None:
         assert self.conn is not None
@@ -406,11 +453,15 @@ class RunnerDaemon:
         now = time.monotonic()
         candidates = [now + 1.0]
         if self.conn is not None:
-            if self.wake and self._idle_spares() and not self.stopping:
+            claimable = self.wake and not self.stopping and self.health.may_claim(now)
+            if claimable and self._idle_spares():
                 candidates.append(now)
             if len(self.children) < self.config.max_jobs and not self.stopping:
                 candidates.append(self.timers.spare)
             candidates += [self.timers.poll, self.timers.heartbeat, self.timers.sweep]
+            retry = self.health.next_attempt()
+            if retry is not None:
+                candidates.append(retry)
         else:
             candidates.append(self.timers.reconnect)
         for child in self.children.values():
@@ -425,38 +476,43 @@ class RunnerDaemon:
         return min(candidates)
 
     def _periodic(self) -> None:
+        """The database work that is due; each operation backs off on its own."""
         now = time.monotonic()
-        if now >= self.timers.poll:
+        if now >= self.timers.poll or self._retry_due(Operation.OWN_JOBS, now):
             self.timers.poll = now + self.config.poll_interval
             self.wake = True
-            self._reconcile_own()
-        if now >= self.timers.heartbeat:
+            self._attempt(Operation.OWN_JOBS, self._reconcile_own)
+        if now >= self.timers.heartbeat or self._retry_due(Operation.HEARTBEAT, now):
             self.timers.heartbeat = now + self.config.heartbeat_interval
-            self._heartbeat()
-            assert self.store is not None
-            reconcile_runners(
-                self.store,
-                instance=self.instance,
-                host=self.host,
-                boot=self.boot,
-                heartbeat_timeout=self.config.heartbeat_timeout,
-            )
-        if now >= self.timers.sweep:
+            self._attempt(Operation.HEARTBEAT, self._heartbeat)
+            self._attempt(Operation.DEAD_DAEMONS, self._reconcile_runners)
+        elif self._retry_due(Operation.DEAD_DAEMONS, now):
+            self._attempt(Operation.DEAD_DAEMONS, self._reconcile_runners)
+        if now >= self.timers.sweep or self._retry_due(Operation.SWEEP, now):
             self.timers.sweep = now + self.config.sweep_interval
-            self._sweep()
-        if now >= self.timers.catalog:
+            self._attempt(Operation.SWEEP, self._sweep)
+        if now >= self.timers.catalog or self._retry_due(Operation.CATALOG, now):
             self.timers.catalog = now + CATALOG_REFRESH
-            self._refresh_catalog()
-        if self.wake and not self.stopping:
-            self._claim()
+            self._attempt(Operation.CATALOG, self._refresh_catalog)
+        if self.pending_ends and self._retry_due(Operation.ENDINGS, now):
+            self._attempt(Operation.ENDINGS, self._flush_pending_ends)
+        if self.wake and not self.stopping and self.health.may_claim(now):
+            self._attempt(Operation.CLAIM, self._claim)
 
     def _heartbeat(self) -> None:
         assert self.store is not None
+        running = self._running()
         queued = self.store.heartbeat(
             self.instance,
-            running=self._running(),
+            running=running,
             max_jobs=self.config.max_jobs,
             stopping=self.stopping,
+            usable_slots=self.health.usable_slots(
+                max_jobs=self.config.max_jobs,
+                running=running,
+                ready_spares=len(self._idle_spares()),
+            ),
+            degraded=self.health.degraded(),
         )
         if queued is None:  # given up for dead while we were away: come back
             self.store.register_runner(
@@ -472,8 +528,21 @@ class RunnerDaemon:
 
     def _status_text(self) -> str:
         state = "stopping, " if self.stopping else ""
+        degraded = self.health.degraded()
+        if degraded:
+            state = f"degraded: {degraded}; {state}"
         return (
             f"{state}{self._running()} running, {self.queued} queued, {self.config.max_jobs} slots"
+        )
+
+    def _reconcile_runners(self) -> None:
+        assert self.store is not None
+        reconcile_runners(
+            self.store,
+            instance=self.instance,
+            host=self.host,
+            boot=self.boot,
+            heartbeat_timeout=self.config.heartbeat_timeout,
         )
 
     def _reconcile_own(self) -> None:
@@ -772,8 +841,7 @@ class RunnerDaemon:
             signal=signum,
         )
         self.pending_ends.append(end)
-        if self.conn is not None:
-            self._guarded(self._flush_pending_ends)
+        self._attempt(Operation.ENDINGS, self._flush_pending_ends)
 
     def _flush_pending_ends(self) -> None:
         store = self.store
@@ -807,6 +875,7 @@ class RunnerDaemon:
                 new = self.reload_config()
                 tapd_log.configure(new.level, new.format)
                 self.config = new
+                self.health.backoff = Backoff(cap=new.retry_backoff_max)
                 self._retire_spares()  # new spares get the new configuration
             log.info(
                 "daemon.reloaded",
@@ -836,7 +905,7 @@ class RunnerDaemon:
             policy=self.config.shutdown_policy,
         )
         if self.store is not None:
-            self._guarded(self._heartbeat)
+            self._guarded(Operation.HEARTBEAT, self._heartbeat)
 
     def _advance_shutdown(self) -> None:
         """After the grace period: abort or requeue what still runs, then stop the children."""
@@ -849,9 +918,9 @@ class RunnerDaemon:
         ids = [c.job_id for c in running if c.job_id is not None]
         if self.store is not None:
             if self.config.shutdown_policy == "requeue":
-                self._guarded(lambda: self._requeue_on_shutdown(ids))
+                self._guarded(Operation.SHUTDOWN, lambda: self._requeue_on_shutdown(ids))
             else:
-                self._guarded(lambda: self._abort_on_shutdown(ids))
+                self._guarded(Operation.SHUTDOWN, lambda: self._abort_on_shutdown(ids))
         for child in running:
             self._stop_job(child.job_id, f"the daemon is stopping ({self.config.shutdown_policy})")
 

@@ -153,9 +153,17 @@ async def availability(request: Request) -> Response:
     if not live:
         note = "no runner daemon is alive (no heartbeat in the last %g s): async jobs would wait"
         return responses.xml(availability_document(False, [note % timeout], service.started))
-    slots = sum(r.max_jobs for r in live)
+    slots = sum(r.usable_slots for r in live)
+    # A daemon's own account of why it cannot work normally (spares that cannot
+    # connect, claims the database refuses): the cause an operator must fix.
+    causes = sorted({r.degraded for r in live if r.degraded})
+    if not slots:
+        note = (
+            f"{len(live)} runner daemon(s) alive but no job slot is usable: async jobs would wait"
+        )
+        return responses.xml(availability_document(False, [note, *causes], service.started))
     note = f"{len(live)} runner daemon(s) alive with {slots} job slots"
-    return responses.xml(availability_document(True, [note], service.started))
+    return responses.xml(availability_document(True, [note, *causes], service.started))
 
 
 _SCHEMAS_SQL = """

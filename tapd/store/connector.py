@@ -427,12 +427,27 @@ class JobStore:
         )
 
     def heartbeat(
-        self, instance: str, *, running: int, max_jobs: int, stopping: bool = False
+        self,
+        instance: str,
+        *,
+        running: int,
+        max_jobs: int,
+        stopping: bool = False,
+        usable_slots: int | None = None,
+        degraded: str | None = None,
     ) -> int | None:
-        """Refresh the daemon's heartbeat; returns the number of QUEUED jobs, or
-        None when the daemon's row is gone (it must register again)."""
+        """Refresh the daemon's heartbeat and its health (``usable_slots``, None:
+        all of ``max_jobs``; ``degraded``: why it is not working normally, None
+        when it is); returns the number of QUEUED jobs, or None when the
+        daemon's row is gone (it must register again)."""
         rows = self._rows(
-            "heartbeat", instance=instance, running=running, max_jobs=max_jobs, stopping=stopping
+            "heartbeat",
+            instance=instance,
+            running=running,
+            max_jobs=max_jobs,
+            stopping=stopping,
+            usable_slots=usable_slots,
+            degraded=degraded,
         )
         return int(rows[0]["queued"]) if rows else None
 
@@ -453,6 +468,9 @@ class JobStore:
                 max_jobs=r["max_jobs"],
                 running=r["running"],
                 stopping=r["stopping"],
+                usable_slots=r["usable_slots"],
+                degraded=r["degraded"],
+                degraded_since=r["degraded_since"],
             )
             for r in self._rows("list_runners")
         ]

@@ -93,3 +93,6 @@ class RunnerInfo:
     max_jobs: int
     running: int
     stopping: bool
+    usable_slots: int = 0  # slots running a job or able to take one now
+    degraded: str | None = None  # why the daemon is not working normally (None: it is)
+    degraded_since: dt.datetime | None = None

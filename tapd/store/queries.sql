@@ -178,11 +178,13 @@ ON CONFLICT (instance) DO UPDATE
 SET heartbeat = now(), max_jobs = EXCLUDED.max_jobs, stopping = false
 
 -- name: heartbeat
--- A daemon is alive; returns the queue length for its status line. No row:
--- the daemon was given up for dead and must register again.
+-- A daemon is alive, and says how well; returns the queue length for its
+-- status line. No row: the daemon was given up for dead and must register again.
 UPDATE {schema}.runners
 SET heartbeat = now(), running = %(running)s, stopping = %(stopping)s,
-    max_jobs = %(max_jobs)s
+    max_jobs = %(max_jobs)s, usable_slots = %(usable_slots)s, degraded = %(degraded)s,
+    degraded_since = CASE WHEN %(degraded)s::text IS NOT NULL
+                          THEN coalesce(degraded_since, now()) END
 WHERE instance = %(instance)s
 RETURNING (SELECT count(*) FROM {schema}.jobs WHERE phase = 'QUEUED') AS queued
 
@@ -192,7 +194,10 @@ DELETE FROM {schema}.runners WHERE instance = %(instance)s
 
 -- name: list_runners
 -- Every registered daemon, with the age of its heartbeat in seconds.
-SELECT *, extract(epoch FROM now() - heartbeat)::float8 AS heartbeat_age
+-- usable_slots of a daemon older than that column: all its slots.
+SELECT instance, host, boot_id, pid, started, heartbeat, max_jobs, running, stopping,
+       coalesce(usable_slots, max_jobs) AS usable_slots, degraded, degraded_since,
+       extract(epoch FROM now() - heartbeat)::float8 AS heartbeat_age
 FROM {schema}.runners ORDER BY started
 
 -- name: forget_runners

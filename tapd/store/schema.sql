@@ -85,7 +85,12 @@ CREATE TABLE {schema}.runners (
     heartbeat timestamptz NOT NULL DEFAULT now(),
     max_jobs integer NOT NULL,
     running integer NOT NULL DEFAULT 0,
-    stopping boolean NOT NULL DEFAULT false
+    stopping boolean NOT NULL DEFAULT false,
+    -- Job slots running a job or able to take one now (NULL: max_jobs).
+    usable_slots integer,
+    -- Why the daemon is not working normally (NULL: it is), and since when.
+    degraded text,
+    degraded_since timestamptz
 );
 
 -- Checks every phase change against phase_transitions, keeps the times
@@ -151,4 +156,4 @@ RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
         jsonb_build_object())
 $$;
 
-INSERT INTO {schema}.schema_version (version) VALUES (1);
+INSERT INTO {schema}.schema_version (version) VALUES (2);

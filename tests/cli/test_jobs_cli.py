@@ -10,6 +10,7 @@ import pytest
 
 from tapd.cli import main
 from tapd.store import JobPhase
+from tapd.store.migrate import schema_file_version
 from tests.sites import DaemonProcess, Site
 
 
@@ -53,13 +54,14 @@ def one_line_error(done: Done | subprocess.CompletedProcess[str]) -> str:
 def test_initdb_creates_then_reports_up_to_date(dsn: str, tmp_path: Path, tapd) -> None:
     config = tmp_path / "tapd.toml"
     config.write_text(f'[database]\ndsn = "{dsn}"\n[runner]\njobs_dir = "{tmp_path}/jobs"\n')
+    version = schema_file_version()
     first = tapd("initdb", config=config)
     assert first.returncode == 0, first.stderr
-    assert "created tapd schema 'tapd' (version 1)" in first.stdout
+    assert f"created tapd schema 'tapd' (version {version})" in first.stdout
     assert f"created job directory {tmp_path}/jobs" in first.stdout
     second = tapd("initdb", config=config)
     assert second.returncode == 0, second.stderr
-    assert "tapd schema 'tapd' is up to date (version 1)" in second.stdout
+    assert f"tapd schema 'tapd' is up to date (version {version})" in second.stdout
 
 
 def test_submit_list_show_abort(site: Site, site_tapd) -> None:

@@ -408,6 +408,39 @@ def test_availability_is_false_without_a_runner_daemon(client, ivoa_schemas) -> 
     assert "no runner daemon" in root.findtext("avl:note", namespaces=avl)
 
 
+def test_availability_is_false_naming_the_cause_when_no_daemon_has_a_usable_slot(
+    client, service, ivoa_schemas
+) -> None:
+    """A daemon that heartbeats but whose spares cannot connect cannot run a job."""
+    import psycopg
+
+    from tapd.store import JobStore
+
+    cause = (
+        "spares: cannot connect to the database (no SQLSTATE):"
+        ' FATAL: too many connections for role "tapd"'
+    )
+    avl = {"avl": "http://www.ivoa.net/xml/VOSIAvailability/v1.0"}
+    with psycopg.connect(service.dsn, autocommit=True) as conn:
+        store = JobStore(conn)
+        store.register_runner("crippled", host="h", boot_id="b", pid=1, max_jobs=4)
+        try:
+            store.heartbeat("crippled", running=0, max_jobs=4, usable_slots=0, degraded=cause)
+            response = client.get("/availability")
+            ivoa_schemas.assert_valid(response.content)
+            root = etree.fromstring(response.content)
+            assert root.findtext("avl:available", namespaces=avl) == "false"
+            notes = [n.text for n in root.findall("avl:note", avl)]
+            assert "no job slot is usable" in notes[0]
+            assert cause in notes
+            store.heartbeat("crippled", running=0, max_jobs=4, usable_slots=1, degraded=cause)
+            root = etree.fromstring(client.get("/availability").content)
+            assert root.findtext("avl:available", namespaces=avl) == "true"
+            assert "with 1 job slots" in root.findtext("avl:note", namespaces=avl)
+        finally:
+            store.unregister_runner("crippled")
+
+
 def test_service_recovers_after_a_postgresql_restart(client, service, pg_cluster) -> None:
     """(D-07)"""
     url = create(client)

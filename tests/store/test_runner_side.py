@@ -130,6 +130,23 @@ def test_heartbeats_registry_and_expiry(store: JobStore) -> None:
     assert runner.heartbeat_age < 30
 
 
+def test_heartbeat_records_usable_slots_and_why_the_daemon_is_degraded(store: JobStore) -> None:
+    store.register_runner("r1", host="h", boot_id="b", pid=10, max_jobs=4)
+    (fresh,) = store.list_runners()
+    assert (fresh.usable_slots, fresh.degraded, fresh.degraded_since) == (4, None, None)
+    reason = "spares: cannot connect to the database (no SQLSTATE): too many clients"
+    store.heartbeat("r1", running=1, max_jobs=4, usable_slots=1, degraded=reason)
+    (degraded,) = store.list_runners()
+    assert (degraded.usable_slots, degraded.degraded) == (1, reason)
+    assert degraded.degraded_since is not None
+    store.heartbeat("r1", running=1, max_jobs=4, usable_slots=0, degraded=reason + " (still)")
+    (still,) = store.list_runners()
+    assert still.degraded_since == degraded.degraded_since  # since the first time
+    store.heartbeat("r1", running=0, max_jobs=4, usable_slots=4)
+    (healthy,) = store.list_runners()
+    assert (healthy.usable_slots, healthy.degraded, healthy.degraded_since) == (4, None, None)
+
+
 def test_jobs_of_unregistered_runners_are_orphans(store: JobStore) -> None:
     store.register_runner("alive", host="h", boot_id="b", pid=10, max_jobs=4)
     ids = queued_jobs(store, 2)

@@ -1,0 +1,103 @@
+"""The database refuses the daemon's statements (not a lost connection): the
+daemon backs off, says why (log, STATUS=, its runners row) and resumes by itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+
+from tapd.store import JobPhase
+from tests.sites import DaemonProcess, Site, wait_for
+
+#: A trigger that refuses every claim, as a broken trigger or a revoked
+#: privilege would: the claim statement fails every time it is tried.
+REFUSE_CLAIMS = """
+CREATE FUNCTION public.refuse_claims() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'jobs cannot start today (a test trigger)';
+END $$;
+CREATE TRIGGER refuse_claims BEFORE UPDATE ON tapd.jobs FOR EACH ROW
+WHEN (OLD.phase = 'QUEUED' AND NEW.phase = 'EXECUTING')
+EXECUTE FUNCTION public.refuse_claims();
+"""
+
+
+@pytest.fixture
+def faulty_site(site: Site) -> Site:
+    """A site whose daemons log JSON events and back off to at most 2 s."""
+    site.write_config(runner={"retry_backoff_max": 2.0}, log={"format": "json"})
+    return site
+
+
+def problems(daemon: DaemonProcess) -> list[dict[str, Any]]:
+    """Warnings and errors the daemon logged."""
+    return [e for e in daemon.events() if e.get("level") in ("warning", "error")]
+
+
+def own_row(site: Site, daemon: DaemonProcess) -> dict[str, Any]:
+    return next(r for r in site.runners() if r["pid"] == daemon.pid)
+
+
+def test_refused_claims_back_off_with_one_warning_per_step_and_resume_when_fixed(
+    faulty_site: Site, daemons: Callable[..., DaemonProcess]
+) -> None:
+    site = faulty_site
+    daemon = daemons()
+    with site.store() as store:
+        store.conn.execute(REFUSE_CLAIMS)
+    job_id = site.submit("SELECT x FROM public.numbers")
+
+    steps = daemon.wait_events("daemon.degraded", count=4)
+    assert [s["operation"] for s in steps] == ["claim"] * 4
+    assert {s["sqlstate"] for s in steps} == {"P0001"}
+    assert all("jobs cannot start today" in s["error"] for s in steps)
+    assert [s["retry_in_s"] for s in steps] == [0.5, 1.0, 2.0, 2.0]  # doubling up to the cap
+    # One line per step: before the fix the loop retried (and logged) ~600 times a second.
+    assert {p["event"] for p in problems(daemon)} == {"daemon.degraded"}
+
+    status = daemon.wait_status(lambda s: "P0001" in s)
+    assert status.startswith("degraded:") and "claim" in status
+    row = wait_for(lambda: own_row(site, daemon)["degraded"], 10, "the runners row to say why")
+    assert "claim" in row and "P0001" in row and "jobs cannot start today" in row
+    assert own_row(site, daemon)["degraded_since"] is not None
+    job = site.job(job_id)
+    assert (job.phase, job.attempts) == (JobPhase.QUEUED, 0)
+
+    with site.store() as store:
+        store.conn.execute("DROP TRIGGER refuse_claims ON tapd.jobs")
+    job = site.wait_phase(job_id, timeout=30)
+    assert (job.phase, job.attempts) == (JobPhase.COMPLETED, 1)  # run once, after the fix
+    [recovered] = daemon.wait_events("daemon.recovered")
+    assert recovered["operation"] == "claim"
+    wait_for(lambda: own_row(site, daemon)["degraded"] is None, 10, "the row to be clear again")
+    wait_for(lambda: not daemon.statuses()[-1].startswith("degraded"), 10, "a normal STATUS=")
+
+
+def test_a_locked_runners_table_makes_the_daemon_wait_out_the_lock_not_hang(
+    faulty_site: Site, daemons: Callable[..., DaemonProcess]
+) -> None:
+    """An administrator's LOCK TABLE: the daemon's statements give up after its
+    lock_timeout instead of blocking its main loop until systemd's watchdog."""
+    site = faulty_site
+    daemon = daemons()
+
+    def heartbeat_steps() -> list[dict[str, Any]]:
+        return [e for e in daemon.events("daemon.degraded") if e["operation"] == "heartbeat"]
+
+    with psycopg.connect(site.dsn) as locker:
+        locker.execute("LOCK TABLE tapd.runners IN EXCLUSIVE MODE")  # the heartbeat waits
+        [step] = wait_for(heartbeat_steps, 60, "the heartbeat to fail")
+        assert step["sqlstate"] == "55P03" and "lock timeout" in step["error"]
+        # No claim while the heartbeat cannot be written: other daemons would
+        # soon take this one for dead and end the jobs it runs.
+        job_id = site.submit("SELECT x FROM public.numbers")
+        wait_for(lambda: len(heartbeat_steps()) >= 2, 60, "the heartbeat to fail again")
+        daemon.wait_status(lambda s: "55P03" in s and "heartbeat" in s)
+        assert site.job(job_id).phase == JobPhase.QUEUED
+    job = site.wait_phase(job_id, timeout=60)
+    assert (job.phase, job.attempts) == (JobPhase.COMPLETED, 1)
+    recovered = daemon.wait_events("daemon.recovered")
+    assert "heartbeat" in {e["operation"] for e in recovered}
