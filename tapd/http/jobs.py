@@ -33,8 +33,14 @@ from tapd.http.service import DELETE_REDIRECT_LAST, TapService, service_of
 from tapd.http.waiting import wait_for_phase_change
 from tapd.http.xmltext import utc_timestamp
 from tapd.log import get_logger
-from tapd.store import Job, JobPhase, PhaseConflict, new_job_id
-from tapd.store.jobdir import ERROR_DOCUMENT, UPLOADS_DIR, ensure_job_dir, remove_job_dir
+from tapd.store import Job, JobPhase, JobStore, PhaseConflict, new_job_id
+from tapd.store.jobdir import (
+    ERROR_DOCUMENT,
+    TEMP_PREFIX,
+    UPLOADS_DIR,
+    ensure_job_dir,
+    remove_job_dir,
+)
 from tapd.store.phases import ACTIVE_PHASES
 from tapd.store.policy import destruction_for, execution_duration_for
 
@@ -83,14 +89,54 @@ class JobRequest:
             parse_timestamp(destruction, "DESTRUCTION") if destruction is not None else None
         )
 
-    def store_parts(self, job_dir: Path) -> None:
-        """Move uploaded parts into the job's uploads directory (``param:<name>``)."""
+    def store_parts(self, job_dir: Path) -> StoredParts:
+        """Move uploaded parts into the job's uploads directory (``param:<name>``);
+        files they replace are kept aside until ``StoredParts.keep`` or ``undo``."""
+        stored = StoredParts()
         if not self.form.parts:
-            return
+            return stored
         target = job_dir / UPLOADS_DIR
         target.mkdir(mode=0o750, exist_ok=True)
-        for name, part in self.form.parts.items():
-            os.replace(part.path, target / name)
+        try:
+            for name, part in self.form.parts.items():
+                stored.put(part.path, target / name)
+        except BaseException:
+            stored.undo()
+            raise
+        return stored
+
+
+class StoredParts:
+    """Part files moved into a job, with the files they replaced set aside."""
+
+    def __init__(self) -> None:
+        self.placed: list[tuple[Path, Path, Path | None]] = []  # (spool, target, aside)
+
+    def put(self, spooled: Path, target: Path) -> None:
+        aside: Path | None = target.with_name(f"{TEMP_PREFIX}old-{target.name}")
+        try:
+            os.replace(target, aside)  # type: ignore[arg-type]
+        except FileNotFoundError:
+            aside = None
+        self.placed.append((spooled, target, aside))
+        os.replace(spooled, target)
+
+    def undo(self) -> None:
+        """Put everything back as it was (the change was refused or failed)."""
+        for spooled, target, aside in reversed(self.placed):
+            with contextlib.suppress(OSError):
+                if target.exists():
+                    os.replace(target, spooled)
+                if aside is not None:
+                    os.replace(aside, target)
+        self.placed.clear()
+
+    def keep(self) -> None:
+        """The change is committed: drop the replaced files."""
+        for _, _, aside in self.placed:
+            if aside is not None:
+                aside.unlink(missing_ok=True)
+        self.placed.clear()
 
 
 async def list_jobs(request: Request) -> Response:
@@ -303,7 +349,6 @@ async def get_parameter(request: Request) -> Response:
 async def post_parameters(request: Request) -> Response:
     """POST /parameters while PENDING: single-valued names replace, UPLOAD accumulates (TAP-18)."""
     service = service_of(request)
-    config = service.config
     job = checked_job(request)
     job_id = job.job_id
     form = await request_form(request, service)
@@ -313,21 +358,38 @@ async def post_parameters(request: Request) -> Response:
             raise PhaseConflict(
                 f"job {job_id} is {job.phase}: its parameters can only change while PENDING"
             )
-        if form.parts:
-            job_request.store_parts(ensure_job_dir(service.jobs_dir, job_id))
-        if job_request.parameters:
-            await service.store(lambda s: s.set_parameters(job_id, job_request.parameters))
-        if job_request.execution_duration is not None:
-            seconds = execution_duration_for(job_request.execution_duration, config)
-            await service.store(lambda s: s.set_execution_duration(job_id, seconds))
-        if job_request.destruction is not None:
-            when = destruction_for(job.creation_time, job_request.destruction, config)
-            await service.store(lambda s: s.set_destruction(job_id, when))
+        await service.store(lambda s: _change_pending_job(s, service, job_id, job_request))
         if job_request.run:
             await service.store(lambda s: s.queue_job(job_id))
     finally:
         form.discard_files()
     return responses.see_other(service.job_url(request, job_id))
+
+
+def _change_pending_job(
+    store: JobStore, service: TapService, job_id: str, change: JobRequest
+) -> None:
+    """Apply a parameter change (files, parameters, duration, destruction) in one
+    transaction holding the job's row: a PHASE=RUN waits for it, and one that came
+    first makes it a 403 with nothing changed, files included."""
+    config = service.config
+    stored = StoredParts()
+    try:
+        with store.pending_job_locked(job_id) as job:
+            if change.form.parts:
+                stored = change.store_parts(ensure_job_dir(service.jobs_dir, job_id))
+            if change.parameters:
+                store.set_parameters(job_id, change.parameters)
+            if change.execution_duration is not None:
+                seconds = execution_duration_for(change.execution_duration, config)
+                store.set_execution_duration(job_id, seconds)
+            if change.destruction is not None:
+                when = destruction_for(job.creation_time, change.destruction, config)
+                store.set_destruction(job_id, when)
+    except BaseException:
+        stored.undo()
+        raise
+    stored.keep()
 
 
 async def get_results(request: Request) -> Response:

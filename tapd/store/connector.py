@@ -8,8 +8,9 @@ store can wrap an autocommit connection or one from a pool.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -242,6 +243,20 @@ class JobStore:
                 f"job {job_id} is {current.phase}: its parameters can only change while PENDING"
             )
         return job
+
+    @contextlib.contextmanager
+    def pending_job_locked(self, job_id: str) -> Iterator[Job]:
+        """The PENDING job, its row locked for the block (one transaction, committed at
+        its end): changes made inside, to the row and to the job's files, happen
+        before any PHASE=RUN of the job can. ``PhaseConflict`` when not PENDING."""
+        with self.conn.transaction():
+            job = self._job_or_none("lock_pending_job", job_id=job_id)
+            if job is None:
+                current = self.get_job(job_id)
+                raise PhaseConflict(
+                    f"job {job_id} is {current.phase}: its parameters can only change while PENDING"
+                )
+            yield job
 
     def set_execution_duration(self, job_id: str, seconds: int) -> Job:
         """A new executionDuration (clamp it first: ``tapd.store.policy``)."""

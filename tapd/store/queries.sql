@@ -30,6 +30,11 @@ WHERE (%(any_owner)s OR owner IS NOT DISTINCT FROM %(owner)s::text)
 ORDER BY creation_time DESC, job_id DESC
 LIMIT %(last)s
 
+-- name: lock_pending_job
+-- A PENDING job with its row locked until the transaction ends: a PHASE=RUN
+-- (queue_job) waits, so a run sees a parameter change whole or not at all.
+SELECT * FROM {schema}.jobs WHERE job_id = %(job_id)s AND phase = 'PENDING' FOR UPDATE
+
 -- name: set_parameters
 -- Merge posted parameters into a PENDING job (replace single-valued ones,
 -- append to UPLOAD); RUNID also sets the runId.
