@@ -23,101 +23,21 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from tapd.config import Config, load_config
 from tapd.errors import TapdError
 from tapd.log import get_logger
+from tapd.sample_catalog import SAMPLE_TABLE, create_sample_catalog
+
+__all__ = ["SAMPLE_TABLE", "DemoError", "create_sample_catalog", "prepare_database", "run_demo"]
 
 log = get_logger(component="demo")
-
-SAMPLE_TABLE = "demo.stars"
 
 
 class DemoError(TapdError):
     """The demo could not be set up (the message says what is missing)."""
-
-
-#: TAP_SCHEMA metadata of the sample catalog (``tapd.catalog.publish_table``).
-SAMPLE_METADATA: dict[str, Any] = {
-    "description": "Synthetic stars spread uniformly over the sky (tapd demo catalog)",
-    "columns": {
-        "id": {"description": "Star identifier", "ucd": "meta.id;meta.main", "principal": True},
-        "name": {"description": "Star name", "ucd": "meta.id", "principal": True},
-        "ra": {
-            "description": "Right ascension (ICRS)",
-            "unit": "deg",
-            "ucd": "pos.eq.ra;meta.main",
-            "principal": True,
-        },
-        "dec": {
-            "description": "Declination (ICRS)",
-            "unit": "deg",
-            "ucd": "pos.eq.dec;meta.main",
-            "principal": True,
-        },
-        "pos": {"description": "Position as a point (ra, dec)", "unit": "deg", "ucd": "pos.eq"},
-        "gmag": {
-            "description": "G magnitude",
-            "unit": "mag",
-            "ucd": "phot.mag;em.opt",
-            "principal": True,
-        },
-        "bpmag": {"description": "Blue magnitude", "unit": "mag", "ucd": "phot.mag;em.opt.B"},
-        "rpmag": {"description": "Red magnitude", "unit": "mag", "ucd": "phot.mag;em.opt.R"},
-        "parallax": {"description": "Parallax", "unit": "mas", "ucd": "pos.parallax"},
-    },
-}
-
-
-def create_sample_catalog(conn: psycopg.Connection[Any], rows: int, query_role: str) -> None:
-    """Create, fill, index and publish ``demo.stars`` with ``rows`` synthetic stars."""
-    from tapd.catalog import publish_table
-
-    with conn.transaction():
-        conn.execute("CREATE SCHEMA IF NOT EXISTS demo")
-        conn.execute("COMMENT ON SCHEMA demo IS 'The tapd demo catalog'")
-        conn.execute("DROP TABLE IF EXISTS demo.stars")
-        conn.execute(
-            """CREATE TABLE demo.stars (
-                   id bigint PRIMARY KEY,
-                   name text NOT NULL,
-                   ra double precision NOT NULL,
-                   dec double precision NOT NULL,
-                   pos spoint NOT NULL,
-                   gmag real,
-                   bpmag real,
-                   rpmag real,
-                   parallax real
-               )"""
-        )
-        # Deterministic: the same stars in every demo. Uniform on the sphere:
-        # ra uniform, sin(dec) uniform.
-        conn.execute("SELECT setseed(0.42)")
-        conn.execute(
-            sql.SQL(
-                """INSERT INTO demo.stars (id, name, ra, dec, pos, gmag, bpmag, rpmag, parallax)
-                   SELECT id, name, ra, dec, spoint(radians(ra), radians(dec)),
-                          g, g + colour, g - colour * 0.8,
-                          CASE WHEN id % 7 = 0 THEN NULL ELSE round((random() * 20)::numeric, 3) END
-                   FROM (
-                       SELECT i AS id,
-                              'TDS ' || lpad(i::text, 7, '0') AS name,
-                              360 * random() AS ra,
-                              degrees(asin(2 * random() - 1)) AS dec,
-                              (6 + 15 * sqrt(random()))::real AS g,
-                              (random() * 1.5 - 0.2)::real AS colour
-                       FROM generate_series(1, {}) AS i
-                   ) AS s"""
-            ).format(sql.Literal(rows))
-        )
-        conn.execute("CREATE INDEX stars_pos ON demo.stars USING gist (pos)")
-        conn.execute("CREATE INDEX stars_gmag ON demo.stars (gmag)")
-    conn.execute("ANALYZE demo.stars")
-    publish_table(conn, SAMPLE_TABLE, SAMPLE_METADATA, query_role)
 
 
 def prepare_database(dsn: str, config: Config, rows: int) -> None:

@@ -82,7 +82,7 @@ def test_demo_serves_pyvo_and_stopping_it_removes_everything(stop: signal.Signal
     port = free_port()
     env = {**os.environ, "TAPD_CONFIG": os.devnull}
     process = subprocess.Popen(
-        [sys.executable, "-m", "tapd", "demo", "--port", str(port), "--rows", "3000"],
+        [sys.executable, "-m", "tapd", "demo", "--port", str(port), "--stars", "3000"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
