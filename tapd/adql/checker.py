@@ -87,6 +87,7 @@ class ColumnBinding:
     sql: str
     vtype: ValueType
     name: str  # the column's (unquoted) name, for output naming
+    uploaded: bool = False  # a column of a TAP_UPLOAD table (small: not worth an index probe)
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ class Visible:
     sql: str
     vtype: ValueType
     is_column: bool = True
+    uploaded: bool = False  # of a TAP_UPLOAD table
 
 
 @dataclass
@@ -215,8 +217,9 @@ def _table_columns(table: CatalogTable) -> list[tuple[str, bool, str, ValueType]
 
 def _visible_from_catalog(table: CatalogTable, alias: str) -> list[Visible]:
     prefix = quote(alias) + "."
+    uploaded = table.schema_name == "TAP_UPLOAD"
     return [
-        Visible(name, regular, prefix + sql, vtype)
+        Visible(name, regular, prefix + sql, vtype, uploaded=uploaded)
         for name, regular, sql, vtype in _table_columns(table)
     ]
 
@@ -569,7 +572,16 @@ class Checker:
                 sql = rc.sql
             else:
                 sql = lc.sql
-            merged.append(Visible(lc.name, lc.regular, sql, lc.vtype, lc.is_column))
+            merged.append(
+                Visible(
+                    lc.name,
+                    lc.regular,
+                    sql,
+                    lc.vtype,
+                    lc.is_column,
+                    uploaded=lc.uploaded and rc.uploaded,
+                )
+            )
         self.found.join_conditions[item] = pairs
         visible = (
             merged
@@ -861,7 +873,7 @@ class Checker:
                     )
                 if found:
                     c = found[0]
-                    return ColumnBinding(c.sql, c.vtype, c.name)
+                    return ColumnBinding(c.sql, c.vtype, c.name, c.uploaded)
             else:
                 range_ = self._find_range(parts[:-1], current, node.pos)
                 if range_ is not None:
@@ -877,7 +889,7 @@ class Checker:
                             f"{range_.label} has several columns named {parts[-1]}", node.pos
                         )
                     c = found[0]
-                    return ColumnBinding(c.sql, c.vtype, c.name)
+                    return ColumnBinding(c.sql, c.vtype, c.name, c.uploaded)
             current = current.parent
         if quiet:
             return None

@@ -11,6 +11,12 @@ radians inside and degrees at the edges:
 * ``DISTANCE(p, q) < r`` becomes ``p <@ scircle(q, r) AND distance < r``: the
   first part lets a GiST index on ``p`` answer a cone search (Debian 12's
   pgsphere has no ``spoint_dwithin``), the second keeps the result exact;
+* a point in a circle is symmetric (p within r of c is c within r of p), and
+  pgsphere's index serves only the left side of ``<@``: the side an index is
+  likelier to cover goes there (``index_preference``: a published table's
+  columns over an uploaded table's over constants, a bare column over a
+  computed point), so ``CONTAINS(POINT(u.ra, u.dec), CIRCLE(s.ra, s.dec, r))``
+  probes the catalog ``s`` once per uploaded row instead of scanning it;
 * geometry in the final SELECT list comes back as ``float8[]`` in degrees:
   point [ra, dec], circle [ra, dec, radius], polygon [ra1, dec1, ...]. pgsphere
   1.2 cannot return a polygon's vertices, so they are read from its text form,
@@ -462,8 +468,9 @@ class Translator:
         if not _is_constant(radius):
             return None
         p, q = self.distance_points(call)
-        if isinstance(call.args[-1], t.ColumnRef) and not isinstance(call.args[0], t.ColumnRef):
-            p, q = q, p  # the column goes left of <@, where its GiST index can serve
+        half = len(call.args) // 2
+        if self.index_preference(*call.args[half:]) > self.index_preference(*call.args[:half]):
+            p, q = q, p  # left of <@, where a GiST index can serve
         r = self.expr(radius)
         exact = cat("degrees(", p, " <-> ", q, f") {op} ", r)
         value = _number_value(radius)
@@ -714,8 +721,57 @@ class Translator:
         ka, kb = (self.found.types[x].geometry for x in node.args)
         if ka == "point" and kb == "point":
             return cat("(", a, " = ", b, ")")
-        if node.name == "CONTAINS" or ka == "point":
+        if ka == "point":
+            return self.point_within(node.args[0], node.args[1], a, b)
+        if node.name == "CONTAINS":
             return cat("(", a, " <@ ", b, ")")
         if kb == "point":
-            return cat("(", b, " <@ ", a, ")")
+            return self.point_within(node.args[1], node.args[0], b, a)
         return cat("(", a, " && ", b, ")")
+
+    def point_within(self, point: t.Expr, region: t.Expr, point_sql: Sql, region_sql: Sql) -> Sql:
+        """``point <@ region``; for a circle whose centre an index is likelier to
+        cover than the point, ``centre <@ scircle(point, radius)`` (the same test)."""
+        parts = self._circle_parts(region)
+        if parts is not None:
+            centre, radius = parts
+            here = self.index_preference(point)
+            if self.index_preference(*centre) > here and self.index_preference(radius) <= here:
+                centre_sql = [self.expr(c) for c in centre]
+                swapped = centre_sql[0] if len(centre_sql) == 1 else _point(*centre_sql)
+                return cat(
+                    "(", swapped, " <@ scircle(", point_sql, ", ", _radians(self.expr(radius)), "))"
+                )
+        return cat("(", point_sql, " <@ ", region_sql, ")")
+
+    def _circle_parts(self, region: t.Expr) -> tuple[list[t.Expr], t.Expr] | None:
+        """(centre, radius) of a ``CIRCLE(...)`` call: the centre as one point or as ra, dec."""
+        if not (isinstance(region, t.FunctionCall) and region.name == "CIRCLE"):
+            return None
+        if self.found.functions[region].family != "geometry":
+            return None
+        args = self._geometry_args(region)
+        return args[:-1], args[-1]
+
+    def index_preference(self, *exprs: t.Expr) -> tuple[int, int]:
+        """How likely an index covers the point made of ``exprs`` (larger: likelier).
+
+        Columns of a published table (2) rank above columns of an uploaded one
+        (1, a small table the query scans anyway), above constants (0); then a
+        bare column (an indexed ``spoint``) above a point computed from columns.
+        A radius is ranked the same way: it must not come from a table ranked
+        above the point it would be centred on.
+        """
+        bindings = [
+            self.found.columns[n]
+            for e in exprs
+            for n in t.walk(e)
+            if isinstance(n, t.ColumnRef) and n in self.found.columns
+        ]
+        if not bindings:
+            origin = 0
+        elif all(b.uploaded for b in bindings):
+            origin = 1
+        else:
+            origin = 2
+        return origin, int(len(exprs) == 1 and isinstance(exprs[0], t.ColumnRef))
