@@ -351,6 +351,9 @@ def create_upload_table(
             first = str(exc).strip().splitlines()[0]
             raise UploadError(f"UPLOAD {upload}: a value could not be stored: {first}") from None
         raise
+    # Autovacuum never analyses temporary tables: without this the planner guesses the
+    # upload's size and distributions, and may drive a crossmatch from the wrong side.
+    conn.execute(sql.SQL("ANALYZE pg_temp.{}").format(sql.Identifier(table)))
     if query_role:
         conn.execute(
             sql.SQL("GRANT SELECT ON pg_temp.{} TO {}").format(
