@@ -192,6 +192,31 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "limits",
+        "anonymous_quota",
+        str,
+        "address",
+        "how anonymous jobs count against jobs_per_owner: per client address,"
+        " all anonymous jobs as one shared pool, or off (not counted)",
+        choices=("address", "shared", "off"),
+    ),
+    Setting(
+        "limits",
+        "query_max_bytes",
+        int,
+        100_000,
+        "longest QUERY accepted (/sync and /async), bytes",
+        minimum=100,
+    ),
+    Setting(
+        "limits",
+        "parameter_max_bytes",
+        int,
+        10_000,
+        "longest value of any other parameter, bytes (uploaded tables have upload_max_bytes)",
+        minimum=100,
+    ),
+    Setting(
+        "limits",
         "request_max_bytes",
         int,
         50_000_000,
@@ -241,6 +266,15 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "request header naming the authenticated user, set by a trusted reverse proxy"
         " that also removes it from client requests; empty: all jobs anonymous",
+    ),
+    Setting(
+        "http",
+        "anonymous_job_list",
+        str,
+        "own",
+        "which anonymous jobs the job list shows an anonymous caller: those from its own"
+        " client address, or all anonymous jobs",
+        choices=("own", "all"),
     ),
     Setting(
         "http",

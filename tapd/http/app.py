@@ -31,7 +31,13 @@ from tapd.http.responses import problem
 from tapd.http.service import TapService, normalise_base_path
 from tapd.http.waiting import PhaseWaiter
 from tapd.log import get_logger
-from tapd.store import JobNotFound, PhaseConflict, phase_channel, require_current_schema
+from tapd.store import (
+    JobNotFound,
+    PhaseConflict,
+    QuotaExceeded,
+    phase_channel,
+    require_current_schema,
+)
 from tapd.store.connection import connect
 
 log = get_logger(component="http")
@@ -212,7 +218,7 @@ async def _tapd_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TapdError)
     if isinstance(exc, JobNotFound):
         return problem(exc.message, 404)
-    if isinstance(exc, PhaseConflict):
+    if isinstance(exc, PhaseConflict | QuotaExceeded):
         return problem(exc.message, 403)
     if isinstance(exc, DatabaseUnavailable):
         return problem(exc.message, 503)

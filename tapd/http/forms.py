@@ -111,10 +111,16 @@ def _remove_spooled(scope: MutableMapping[str, Any]) -> None:
             path.unlink(missing_ok=True)
 
 
+#: Most parameters one request may carry (each is stored with an async job).
+MAX_PARAMETERS = 1000
+
+
 @dataclass
 class Limits:
     request_max_bytes: int
     upload_max_bytes: int
+    query_max_bytes: int = 100_000
+    parameter_max_bytes: int = 10_000
 
 
 def parse_query_string(query: bytes | str) -> list[tuple[str, str]]:
@@ -185,20 +191,31 @@ async def read_form(
                 "send application/x-www-form-urlencoded or multipart/form-data"
             )
     try:
-        check_text_fields(form.fields)
+        check_text_fields(form.fields, limits)
     except BaseException:
         form.discard_files()
         raise
     return form
 
 
-def check_text_fields(fields: list[tuple[str, str]]) -> None:
-    """400 for a NUL character in a parameter name or value (no text field may hold one)."""
+def check_text_fields(fields: list[tuple[str, str]], limits: Limits) -> None:
+    """400 for a NUL character in a parameter name or value (no text field may hold one);
+    413 for too many parameters or a value longer than its limit."""
+    if len(fields) > MAX_PARAMETERS:
+        raise PayloadTooLarge(f"the request has {len(fields)} parameters; at most "
+                              f"{MAX_PARAMETERS} are accepted")  # fmt: skip
     for name, value in fields:
         if "\x00" in name:
             raise BadRequest(f"parameter name {name!r} contains a NUL character")
         if "\x00" in value:
             raise BadRequest(f"parameter {name} contains a NUL character in its value")
+        is_query = name.upper() == "QUERY"
+        limit = limits.query_max_bytes if is_query else limits.parameter_max_bytes
+        if len(name) > limits.parameter_max_bytes or len(value.encode()) > limit:
+            setting = "limits.query_max_bytes" if is_query else "limits.parameter_max_bytes"
+            raise PayloadTooLarge(
+                f"parameter {name[:100]} is longer than {limit} bytes (setting {setting})"
+            )
 
 
 async def _read_all(body: AsyncIterator[bytes], limit: int) -> bytes:

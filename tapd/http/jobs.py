@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tapd.http import responses, uws
+from tapd.http.callers import job_address, listing_filter, quota_for
 from tapd.http.controls import (
     parse_execution_duration,
     parse_last,
@@ -61,7 +62,12 @@ async def request_form(request: Request, service: TapService) -> RequestForm:
         request.headers.get("content-length"),
         request.stream(),
         request.scope.get("query_string", b""),
-        Limits(config.request_max_bytes, config.upload_max_bytes),
+        Limits(
+            config.request_max_bytes,
+            config.upload_max_bytes,
+            config.query_max_bytes,
+            config.parameter_max_bytes,
+        ),
         service.jobs_dir,
         request_spool(request.scope),
     )
@@ -148,9 +154,11 @@ async def list_jobs(request: Request) -> Response:
     after_text = form.last("AFTER")
     after = parse_timestamp(after_text, "AFTER") if after_text is not None else None
     last = parse_last(form.last("LAST"))
-    owner = service.owner(request)
+    scope = listing_filter(
+        service.caller(request), anonymous_job_list=service.config.anonymous_job_list
+    )
     jobs = await service.store(
-        lambda s: s.list_jobs(owner=owner, phases=phases, after=after, last=last)
+        lambda s: s.list_jobs(phases=phases, after=after, last=last, **scope)
     )
     return responses.xml(uws.job_list_document(jobs, f"{service.base_url(request)}/async"))
 
@@ -163,9 +171,13 @@ async def create_job(request: Request) -> Response:
     job_id = new_job_id()
     try:
         job_request = JobRequest(form)
-        owner = service.owner(request)
-        if owner is not None:
-            await _check_quota(service, owner)
+        caller = service.caller(request)
+        owner = caller.owner
+        quota = quota_for(
+            caller,
+            limit=int(config.jobs_per_owner),
+            anonymous_quota=config.anonymous_quota,
+        )
         now = dt.datetime.now(dt.UTC)
         if form.parts:
             job_request.store_parts(ensure_job_dir(service.jobs_dir, job_id))
@@ -177,6 +189,8 @@ async def create_job(request: Request) -> Response:
                 owner=owner,
                 queue=job_request.run,
                 job_id=job_id,
+                client_address=job_address(caller),
+                quota=quota,
             )
         )
     except BaseException:
@@ -187,15 +201,6 @@ async def create_job(request: Request) -> Response:
         "job.created", job_id=job.job_id, phase=job.phase.value, owner=owner, run_id=job.run_id
     )
     return responses.see_other(service.job_url(request, job.job_id))
-
-
-async def _check_quota(service: TapService, owner: str) -> None:
-    limit = int(service.config.jobs_per_owner)
-    jobs = await service.store(lambda s: s.list_jobs(owner=owner, last=limit))
-    if len(jobs) >= limit:
-        raise Forbidden(
-            f"you have {limit} jobs, the most this service keeps per user: delete some first"
-        )
 
 
 async def get_job(request: Request) -> Response:

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from tapd.config import Config
+from tapd.http.callers import Caller
 from tapd.http.problems import Forbidden, NotFound
 from tapd.http.waiting import PhaseWaiter
 from tapd.store import Job, JobStore
@@ -112,6 +113,11 @@ class TapService:
             return None
         value = request.headers.get(header, "").strip()
         return value or None
+
+    def caller(self, request: Request) -> Caller:
+        """The named owner or anonymous client address making ``request``."""
+        client = request.client
+        return Caller(self.owner(request), client.host if client else None)
 
     async def owned_job(self, request: Request, job_id: str) -> Job:
         """The job ``job_id`` if it exists and belongs to the caller."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -18,7 +19,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from tapd.store.errors import IllegalPhaseChange, JobNotFound, PhaseConflict
+from tapd.store.errors import IllegalPhaseChange, JobNotFound, PhaseConflict, QuotaExceeded
 from tapd.store.jobs import (
     MULTI_VALUED_PARAMETERS,
     ErrorSummary,
@@ -112,6 +113,7 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
         runner_backend_pid=row["runner_backend_pid"],
         queued_time=row["queued_time"],
         attempts=row["attempts"],
+        client_address=row.get("client_address"),
     )
 
 
@@ -129,6 +131,21 @@ def _results_json(results: Sequence[ResultEntry]) -> Jsonb:
             for r in results
         ]
     )
+
+
+@dataclass(frozen=True)
+class Quota:
+    """The jobs a new job is counted with: an owner's, or anonymous jobs (``owner``
+    None) from one ``client_address`` (None: all of them); at most ``limit``."""
+
+    owner: str | None
+    client_address: str | None
+    limit: int
+    message: str
+
+    @property
+    def key(self) -> str:
+        return f"quota {self.owner!r} {self.client_address!r}"
 
 
 class JobStore:
@@ -175,20 +192,40 @@ class JobStore:
         owner: str | None = None,
         queue: bool = False,
         job_id: str | None = None,
+        client_address: str | None = None,
+        quota: Quota | None = None,
     ) -> Job:
-        """A new job, PENDING (or QUEUED with ``queue``, which wakes the runners)."""
+        """A new job, PENDING (or QUEUED with ``queue``, which wakes the runners).
+
+        With ``quota``, counting the quota's jobs and inserting are one step
+        (``QuotaExceeded`` when it is full), whatever runs concurrently.
+        """
         params = normalise_parameters(parameters)
         run_ids = params.get("RUNID")
-        job = self._job_or_none(
-            "create_job",
-            job_id=job_id or new_job_id(),
-            run_id=run_ids[-1] if run_ids else None,
-            owner=owner,
-            phase=JobPhase.QUEUED if queue else JobPhase.PENDING,
-            execution_duration=execution_duration,
-            destruction=destruction,
-            parameters=Jsonb(params),
-        )
+        values = {
+            "job_id": job_id or new_job_id(),
+            "run_id": run_ids[-1] if run_ids else None,
+            "owner": owner,
+            "client_address": client_address,
+            "phase": JobPhase.QUEUED if queue else JobPhase.PENDING,
+            "execution_duration": execution_duration,
+            "destruction": destruction,
+            "parameters": Jsonb(params),
+        }
+        if quota is None:
+            job = self._job_or_none("create_job", **values)
+        else:
+            with self.conn.transaction():
+                self._rows("lock_quota", key=f"{self.schema} {quota.key}")
+                (row,) = self._rows(
+                    "count_quota_jobs",
+                    owner=quota.owner,
+                    client_address=quota.client_address,
+                    any_address=quota.client_address is None,
+                )
+                if row["jobs"] >= quota.limit:
+                    raise QuotaExceeded(quota.message)
+                job = self._job_or_none("create_job", **values)
         assert job is not None
         return job
 
@@ -206,14 +243,19 @@ class JobStore:
         phases: Iterable[JobPhase | str] = (),
         after: dt.datetime | None = None,
         last: int | None = None,
+        client_address: str | None = ANY_OWNER,
     ) -> list[Job]:
-        """Jobs newest first (UWS 1.1 §2.2.2.1): all phases but ARCHIVED unless ``phases``."""
+        """Jobs newest first (UWS 1.1 §2.2.2.1): all phases but ARCHIVED unless ``phases``;
+        only ``owner``'s (None: anonymous) and only those from ``client_address`` when given."""
         phase_list = [JobPhase(p).value for p in phases] or None
         any_owner = owner is ANY_OWNER
+        any_address = client_address is ANY_OWNER
         rows = self._rows(
             "list_jobs",
             any_owner=any_owner,
             owner=None if any_owner else owner,
+            any_address=any_address,
+            client_address=None if any_address else client_address,
             phases=phase_list,
             after=after,
             last=last,

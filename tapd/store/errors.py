@@ -21,6 +21,12 @@ class PhaseConflict(TapdError):
     exit_code = 5
 
 
+class QuotaExceeded(TapdError):
+    """The owner (or anonymous client) already has as many jobs as allowed. HTTP: 403."""
+
+    exit_code = 5
+
+
 class IllegalPhaseChange(PhaseConflict):
     """The UWS state machine forbids this phase change (checked by the database)."""
 

@@ -68,6 +68,7 @@ class Job:
     runner_backend_pid: int | None = None
     queued_time: dt.datetime | None = None
     attempts: int = 0
+    client_address: str | None = None  # anonymous jobs: the address they came from
 
     def parameter(self, name: str) -> str | None:
         """The single value of a parameter (case-insensitive name), or None."""

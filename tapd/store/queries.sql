@@ -7,13 +7,29 @@
 -- A new job, PENDING or QUEUED (PHASE=RUN at creation); the quote is the
 -- latest moment the job can end if it started now.
 INSERT INTO {schema}.jobs
-    (job_id, run_id, owner, phase, execution_duration, destruction, quote, parameters)
+    (job_id, run_id, owner, client_address, phase, execution_duration, destruction, quote,
+     parameters)
 VALUES
-    (%(job_id)s, %(run_id)s, %(owner)s, %(phase)s, %(execution_duration)s, %(destruction)s,
+    (%(job_id)s, %(run_id)s, %(owner)s, %(client_address)s, %(phase)s, %(execution_duration)s,
+     %(destruction)s,
      CASE WHEN %(execution_duration)s > 0
           THEN now() + make_interval(secs => %(execution_duration)s) END,
      %(parameters)s)
 RETURNING *
+
+-- name: lock_quota
+-- Serialise job creation within one quota (an owner, an anonymous address, or
+-- all anonymous jobs) until the transaction ends, so that counting and
+-- inserting are one step: concurrent creates cannot overshoot the limit.
+SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))
+
+-- name: count_quota_jobs
+-- Stored jobs (ARCHIVED aside) of an owner (NULL: anonymous), from one client
+-- address unless any_address.
+SELECT count(*) AS jobs FROM {schema}.jobs
+WHERE owner IS NOT DISTINCT FROM %(owner)s::text
+  AND (%(any_address)s OR client_address IS NOT DISTINCT FROM %(client_address)s::text)
+  AND phase <> 'ARCHIVED'
 
 -- name: get_job
 -- One job by id.
@@ -21,9 +37,11 @@ SELECT * FROM {schema}.jobs WHERE job_id = %(job_id)s
 
 -- name: list_jobs
 -- The UWS job list, newest first: PHASE (a list, NULL for all but ARCHIVED),
--- AFTER (created after), LAST (at most that many), owner (when not any_owner).
+-- AFTER (created after), LAST (at most that many), owner (when not any_owner),
+-- client address (when not any_address).
 SELECT * FROM {schema}.jobs
 WHERE (%(any_owner)s OR owner IS NOT DISTINCT FROM %(owner)s::text)
+  AND (%(any_address)s OR client_address IS NOT DISTINCT FROM %(client_address)s::text)
   AND CASE WHEN %(phases)s::text[] IS NULL THEN phase <> 'ARCHIVED'
            ELSE phase = ANY (%(phases)s::text[]) END
   AND (%(after)s::timestamptz IS NULL OR creation_time > %(after)s::timestamptz)

@@ -64,7 +64,10 @@ CREATE TABLE {schema}.jobs (
     runner_backend_pid integer,
     -- How often the job was claimed (a job requeued after losing the database
     -- too often ends in ERROR instead).
-    attempts integer NOT NULL DEFAULT 0
+    attempts integer NOT NULL DEFAULT 0,
+    -- The client address an anonymous job came from (quota and job list per
+    -- address); NULL for named owners' jobs.
+    client_address text
 );
 
 -- The claim reads the head of the queue through this small partial index.
@@ -73,6 +76,8 @@ CREATE INDEX jobs_executing ON {schema}.jobs (runner_instance) WHERE phase = 'EX
 CREATE INDEX jobs_destruction ON {schema}.jobs (destruction);
 CREATE INDEX jobs_creation ON {schema}.jobs (creation_time);
 CREATE INDEX jobs_owner ON {schema}.jobs (owner, creation_time);
+CREATE INDEX jobs_client_address ON {schema}.jobs (client_address, creation_time)
+    WHERE owner IS NULL;
 
 -- One row per live runner daemon; a row whose heartbeat is older than the
 -- configured timeout belongs to a dead daemon, and its jobs are reconciled.
@@ -156,4 +161,4 @@ RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
         jsonb_build_object())
 $$;
 
-INSERT INTO {schema}.schema_version (version) VALUES (2);
+INSERT INTO {schema}.schema_version (version) VALUES (3);
