@@ -21,9 +21,16 @@ from tapd.errors import ConfigError
 DEFAULT_CONFIG_FILE = Path("/etc/tapd/tapd.toml")
 
 #: TAPD_* environment variables that are not settings (TAPD_ADQL_CASES: where the test
-#: suite finds the IVOA conformance cases; CI exports it for every process it starts).
+#: suite finds the IVOA conformance cases; CI exports it for every process it starts;
+#: TAPD_SKIP_SYSTEM_TEST: scripts/test leaves out the system test).
 NON_SETTING_VARIABLES = frozenset(
-    {"TAPD_CONFIG", "TAPD_PG_BINDIR", "TAPD_JOURNAL_SOCKET", "TAPD_ADQL_CASES"}
+    {
+        "TAPD_CONFIG",
+        "TAPD_PG_BINDIR",
+        "TAPD_JOURNAL_SOCKET",
+        "TAPD_ADQL_CASES",
+        "TAPD_SKIP_SYSTEM_TEST",
+    }
 )
 
 

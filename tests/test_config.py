@@ -63,7 +63,14 @@ def test_unknown_or_malformed_environment_variable_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "variable", ["TAPD_CONFIG", "TAPD_PG_BINDIR", "TAPD_JOURNAL_SOCKET", "TAPD_ADQL_CASES"]
+    "variable",
+    [
+        "TAPD_CONFIG",
+        "TAPD_PG_BINDIR",
+        "TAPD_JOURNAL_SOCKET",
+        "TAPD_ADQL_CASES",
+        "TAPD_SKIP_SYSTEM_TEST",
+    ],
 )
 def test_tapd_variables_of_the_tools_and_tests_are_not_settings(variable: str) -> None:
     """CI exports TAPD_ADQL_CASES to every process, tapd's own commands included."""
