@@ -131,6 +131,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "runner",
+        "spare_ready_timeout",
+        float,
+        60.0,
+        "seconds a spare child may take to connect and warm up before it is killed and replaced",
+        minimum=0.5,
+    ),
+    Setting(
+        "runner",
         "retry_backoff_max",
         float,
         30.0,

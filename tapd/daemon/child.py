@@ -8,7 +8,8 @@ on the job it claims for it and writes the job down the pipe, so the child
 starts the query at once (forking a warm interpreter and starting a PostgreSQL
 backend cost more than a small job; so did a statement of its own to record
 itself). Each child runs at most one job; the daemon forks a new spare
-afterwards.
+afterwards. A spare that cannot connect writes ``!`` and the reason (the
+server's message) on its ready pipe instead, and exits 76.
 
 The child never touches the daemon's connections (libpq shares their sockets
 after fork). It names its sessions ``tapd job <id>``, runs the job
@@ -58,7 +59,7 @@ from tapd.runner import (
     run_job,
 )
 from tapd.store import JobStore, job_application_name
-from tapd.store.connection import connect, connect_direct
+from tapd.store.connection import connect, connect_direct, one_line
 from tapd.store.jobs import Job
 from tapd.store.phases import JobPhase
 
@@ -253,6 +254,21 @@ def _wait_for_assignment(job_pipe: int, sessions: _Sessions) -> Assignment | int
             return EXIT_SPARE_NO_DATABASE  # idle: anything arriving is a goodbye
 
 
+#: Longest failure message sent on the ready pipe: one write of at most
+#: PIPE_BUF bytes arrives whole.
+MAX_FAILURE_BYTES = 2048
+
+
+def _report_failure(spec: SpareSpec, message: str) -> None:
+    """Tell the daemon why this spare cannot take a job (the server's words):
+    ``!`` and the message on the ready pipe instead of a backend pid."""
+    data = b"!" + message.encode(errors="replace")[:MAX_FAILURE_BYTES] + b"\n"
+    with contextlib.suppress(OSError):
+        os.write(spec.ready_pipe, data)
+    with contextlib.suppress(OSError):
+        os.close(spec.ready_pipe)
+
+
 def _report_ready(spec: SpareSpec, sessions: _Sessions) -> bool:
     """Tell the daemon this spare can take a job, and the backend pid its query
     will run on (the claim records it); False if the daemon is gone."""
@@ -280,13 +296,15 @@ def spare_main(spec: SpareSpec) -> int:
     _detach_from_parent(spec.parent_pid)
     try:
         sessions = _Sessions.open(spec.config, f"tapd spare {os.getpid()}")
-    except DatabaseUnavailable:
+    except DatabaseUnavailable as exc:
+        _report_failure(spec, exc.message)
         return EXIT_SPARE_NO_DATABASE
     if spec.rehearse:
         try:
             _rehearse(spec, sessions)
-        except psycopg.OperationalError:
+        except psycopg.OperationalError as exc:
             sessions.close()
+            _report_failure(spec, one_line(exc))
             return EXIT_SPARE_NO_DATABASE
         except Exception as exc:  # only a warm-up: a job would meet the same problem
             log.debug("daemon.rehearsal_failed", error=repr(exc))

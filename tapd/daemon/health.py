@@ -109,9 +109,10 @@ class Health:
         """Record a success of ``operation``; what had been failing, if anything."""
         return self.failing.pop(operation, None)
 
-    def next_attempt(self) -> float | None:
-        """The earliest time a failing operation is tried again."""
-        return min((f.retry_at for f in self.failing.values()), default=None)
+    def next_attempt(self, after: float) -> float | None:
+        """The earliest time after ``after`` a failing operation is tried again
+        (one already due waits for its occasion: a claim for a free spare)."""
+        return min((f.retry_at for f in self.failing.values() if f.retry_at > after), default=None)
 
     def healthy(self, operation: str) -> bool:
         """Whether ``operation`` is not in a back-off step (a retry at once is not one)."""

@@ -64,7 +64,7 @@ from tapd.store import (
     require_current_schema,
 )
 from tapd.store.connection import connect, dsn_parameters, one_line
-from tapd.store.faults import Action, DatabaseFault, database_fault
+from tapd.store.faults import Action, CannotConnect, DatabaseFault, database_fault
 from tapd.store.jobdir import check_jobs_dir, remove_job_dir, remove_orphaned_spool_files
 
 log = get_logger()
@@ -104,6 +104,8 @@ class Child:
     pipe: int | None  # write end of its job pipe, until a job (or retirement) is sent
     ready: int | None = None  # read end of its ready pipe, until it reports
     backend_pid: int | None = None  # reported once connected: the spare can take a job
+    forked: float = 0.0  # time.monotonic() of the fork (a spare must be ready in time)
+    failure: str | None = None  # why the spare could not connect, in its own words
     job_id: str | None = None
     attempts: int = 0
     execution_duration: int = 0
@@ -137,8 +139,6 @@ class _Timers:
     watchdog: float = 0.0
     reconnect: float = 0.0
     backoff: float = BACKOFF_FIRST
-    spare: float = 0.0  # no new spare before this (after spares failed to connect)
-    spare_backoff: float = BACKOFF_FIRST
 
 
 def warm_up_for_children() -> None:
@@ -391,15 +391,20 @@ class RunnerDaemon:
             fault = database_fault(exc, connection_broken=self._connection_broken())
             self._failed(operation, fault, exc)
             return
+        self._succeeded(operation)
+
+    def _succeeded(self, operation: str) -> None:
         ended = self.health.succeeded(operation)
         if ended is not None and ended.warned:
             log.info("daemon.recovered", operation=operation, failures=ended.failures)
             self._health_changed()
 
-    def _failed(self, operation: str, fault: DatabaseFault, exc: BaseException) -> None:
+    def _failed(
+        self, operation: str, fault: DatabaseFault, exc: BaseException | None = None
+    ) -> None:
         step = self.health.failed(operation, fault, time.monotonic())
         if step.action is Action.RECONNECT:
-            self._lost_connection(exc)
+            self._lost_connection(exc or fault)
         elif step.action is Action.RETRY:
             log.info(
                 "daemon.retrying", operation=operation, sqlstate=fault.sqlstate, error=fault.detail
@@ -456,15 +461,15 @@ class RunnerDaemon:
             claimable = self.wake and not self.stopping and self.health.may_claim(now)
             if claimable and self._idle_spares():
                 candidates.append(now)
-            if len(self.children) < self.config.max_jobs and not self.stopping:
-                candidates.append(self.timers.spare)
             candidates += [self.timers.poll, self.timers.heartbeat, self.timers.sweep]
-            retry = self.health.next_attempt()
+            retry = self.health.next_attempt(after=now)
             if retry is not None:
                 candidates.append(retry)
         else:
             candidates.append(self.timers.reconnect)
         for child in self.children.values():
+            if child.ready is not None and child.kill_reason is None:
+                candidates.append(child.forked + self.config.spare_ready_timeout)
             if child.deadline is not None and child.kill_reason is None:
                 candidates.append(child.deadline + DEADLINE_GRACE)
             if child.stop_sent is not None and child.kill_reason is None:
@@ -642,14 +647,19 @@ class RunnerDaemon:
         if child is None or child.ready is None:
             return
         try:
-            data = os.read(child.ready, 64)
+            data = os.read(child.ready, 4096)
         except BlockingIOError:
             return
         except OSError:
             data = b""
         self._close_ready(child)
+        if data.startswith(b"!"):  # it cannot connect, and says why; it exits 76
+            child.failure = data[1:].decode(errors="replace").strip()
+            return
         with contextlib.suppress(ValueError):
             child.backend_pid = int(data)  # nothing (end of file): it failed and exits
+        if child.backend_pid is not None:
+            self._succeeded(Operation.SPARES)  # spares connect (again)
 
     def _close_ready(self, child: Child) -> None:
         if child.ready is not None:
@@ -659,11 +669,17 @@ class RunnerDaemon:
             child.ready = None
 
     def _fork_spares(self) -> None:
-        """Keep one child per free slot, forked and connected before it has a job."""
-        if self.stopping or time.monotonic() < self.timers.spare:
+        """Keep one child per free slot, forked and connected before it has a job;
+        while spares cannot connect, one at a time after each back-off step."""
+        if self.stopping or not self.health.due(Operation.SPARES, time.monotonic()):
             return
+        probing = not self.health.healthy(Operation.SPARES)
+        if probing and any(c.ready is not None for c in self.children.values()):
+            return  # the probe of this step is still connecting
         while len(self.children) < self.config.max_jobs:
             self._fork_spare()
+            if probing:
+                return
 
     def _fork_spare(self) -> None:
         for dsn in (self.config.dsn, self.config.query_dsn):
@@ -696,7 +712,9 @@ class RunnerDaemon:
             run_spare(spec)  # never returns
         os.close(read_end)
         os.close(ready_write)
-        self.children[pid] = Child(pid=pid, pipe=write_end, ready=ready_read)
+        self.children[pid] = Child(
+            pid=pid, pipe=write_end, ready=ready_read, forked=time.monotonic()
+        )
         self._selector.register(ready_read, selectors.EVENT_READ, pid)
 
     def _assign(self, job: Any, spare: Child) -> None:
@@ -755,6 +773,8 @@ class RunnerDaemon:
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
         for child in list(self.children.values()):
+            if child.kill_reason is None and child.ready is not None:
+                self._check_spare_ready(child, now)
             if child.kill_reason is not None or not child.busy:
                 continue
             if child.deadline is not None and now >= child.deadline + DEADLINE_GRACE:
@@ -780,6 +800,8 @@ class RunnerDaemon:
                 raise
             if pid == 0:
                 return
+            if pid in self.children:
+                self._spare_reported(pid)  # what it wrote before it exited, if unread
             child = self.children.pop(pid, None)
             if child is None:
                 continue
@@ -792,16 +814,37 @@ class RunnerDaemon:
                 self._spare_ended(child, code, signum)
             elif code != EXIT_DONE:
                 self._child_died(child, code, signum)
-            else:
-                self.timers.spare_backoff = BACKOFF_FIRST
+
+    def _check_spare_ready(self, child: Child, now: float) -> None:
+        """A spare that has not connected (and warmed up) in time is killed; a
+        new one takes its slot after the back-off step this starts."""
+        waited = now - child.forked
+        limit = self.config.spare_ready_timeout
+        if waited < limit:
+            return
+        self._kill(child, "not ready in time")
+        log.warning("daemon.spare_not_ready", runner_pid=child.pid, waited_s=round(waited, 2))
+        self._spare_failed(
+            f"a spare did not become ready within {limit:g} s (connecting or warming up)"
+        )
 
     def _spare_ended(self, child: Child, code: int | None, signum: int | None) -> None:
         """A spare that never got a job ended: back off if it could not connect."""
+        if child.kill_reason is not None:
+            return  # killed by us, and said so
         if code == EXIT_SPARE_NO_DATABASE:
-            self.timers.spare = time.monotonic() + self.timers.spare_backoff
-            self.timers.spare_backoff = min(BACKOFF_MAX, self.timers.spare_backoff * 2)
+            if child.backend_pid is not None:  # the server closed its idle connection
+                log.info("daemon.spare_disconnected", runner_pid=child.pid)
+            else:
+                self._spare_failed(child.failure or "a spare could not connect to the database")
         elif code != EXIT_DONE and not self.stopping:
             log.warning("daemon.spare_died", runner_pid=child.pid, exit_status=code, signal=signum)
+
+    def _spare_failed(self, reason: str) -> None:
+        """One back-off step for the spares, unless this step is already taken
+        (the spares forked together fail together)."""
+        if self.health.due(Operation.SPARES, time.monotonic()):
+            self._failed(Operation.SPARES, CannotConnect(None, reason))
 
     def _child_died(self, child: Child, code: int | None, signum: int | None) -> None:
         """A child ended without ending its job: end it for it."""

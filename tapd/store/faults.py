@@ -48,8 +48,9 @@ class DatabaseFault(Exception):
     @property
     def message(self) -> str:
         """Cause, SQLSTATE and the server's words, e.g. for a log line or STATUS=."""
-        code = f"SQLSTATE {self.sqlstate}" if self.sqlstate else "no SQLSTATE"
-        return f"{self.cause} ({code}): {self.detail}"
+        if self.sqlstate is None:  # libpq's own errors (e.g. connecting) have none
+            return f"{self.cause}: {self.detail}"
+        return f"{self.cause} (SQLSTATE {self.sqlstate}): {self.detail}"
 
 
 class ConnectionLost(DatabaseFault):

@@ -3,7 +3,11 @@ daemon backs off, says why (log, STATUS=, its runners row) and resumes by itself
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -101,3 +105,93 @@ def test_a_locked_runners_table_makes_the_daemon_wait_out_the_lock_not_hang(
     assert (job.phase, job.attempts) == (JobPhase.COMPLETED, 1)
     recovered = daemon.wait_events("daemon.recovered")
     assert "heartbeat" in {e["operation"] for e in recovered}
+
+
+@pytest.fixture
+def spare_role(site: Site) -> Iterator[str]:
+    """A role of its own for the spares' query sessions (roles are cluster-wide:
+    a unique name, dropped afterwards), with the query role's privileges."""
+    name = f"tapd_spare_{uuid.uuid4().hex[:8]}"
+    with site.store() as store:
+        store.conn.execute(f"CREATE ROLE {name} LOGIN IN ROLE tapd_query")
+    yield name
+    with site.store() as store:
+        store.conn.execute(f"DROP ROLE {name}")
+
+
+@pytest.mark.parametrize(
+    ("broken", "server_says", "fixed"),
+    [
+        ("CONNECTION LIMIT 0", "too many connections for role", "CONNECTION LIMIT -1"),
+        ("NOLOGIN", "is not permitted to log in", "LOGIN"),
+    ],
+    ids=["too_many_connections", "authentication"],
+)
+def test_spares_that_cannot_connect_are_reported_and_their_slots_unusable_until_fixed(
+    faulty_site: Site,
+    daemons: Callable[..., DaemonProcess],
+    spare_role: str,
+    broken: str,
+    server_says: str,
+    fixed: str,
+) -> None:
+    site = faulty_site
+    site.write_config(database={"query_dsn": f"{site.dsn} user={spare_role}"})
+    with site.store() as store:
+        store.conn.execute(f"ALTER ROLE {spare_role} {broken}")
+    daemon = daemons()  # its own connection works: it starts, and says what is wrong
+    job_id = site.submit("SELECT x FROM public.numbers")
+
+    steps = daemon.wait_events("daemon.degraded", count=3)
+    assert [s["operation"] for s in steps] == ["spares"] * 3
+    assert all(server_says in s["error"] and spare_role in s["error"] for s in steps)
+    assert [s["retry_in_s"] for s in steps] == [0.5, 1.0, 2.0]
+
+    def row() -> dict[str, Any] | None:
+        found = own_row(site, daemon)
+        return found if found["degraded"] else None
+
+    degraded = wait_for(row, 10, "the runners row to say why")
+    assert degraded["usable_slots"] == 0 and server_says in degraded["degraded"]
+    assert server_says in daemon.wait_status(lambda s: s.startswith("degraded: spares"))
+    assert site.job(job_id).phase == JobPhase.QUEUED
+
+    with site.store() as store:
+        store.conn.execute(f"ALTER ROLE {spare_role} {fixed}")
+    job = site.wait_phase(job_id, timeout=30)
+    assert (job.phase, job.attempts) == (JobPhase.COMPLETED, 1)
+    [recovered] = daemon.wait_events("daemon.recovered")
+    assert recovered["operation"] == "spares"
+    healthy = wait_for(lambda: own_row(site, daemon)["degraded"] is None, 10, "a healthy row")
+    assert healthy
+    assert own_row(site, daemon)["usable_slots"] == 4
+
+
+def test_a_spare_that_never_becomes_ready_is_killed_and_replaced(
+    faulty_site: Site, daemons: Callable[..., DaemonProcess]
+) -> None:
+    """A spare stuck connecting (here: a server that accepts TCP connections and
+    never answers) must not hold its slot for ever."""
+    site = faulty_site
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # the kernel completes handshakes; nobody ever answers
+        port = silent.getsockname()[1]
+        site.write_config(
+            database={"query_dsn": f"host=127.0.0.1 port={port} dbname=x connect_timeout=600"},
+            runner={"spare_ready_timeout": 1.0, "max_jobs": 1},
+        )
+        daemon = daemons()
+        first, second = daemon.wait_events("daemon.spare_not_ready", count=2)
+        assert first["runner_pid"] != second["runner_pid"]  # replaced, and that one too
+        assert first["waited_s"] >= 1.0
+        with pytest.raises(ProcessLookupError):
+            os.kill(first["runner_pid"], 0)  # killed and reaped
+        step = next(e for e in daemon.events("daemon.degraded") if e["operation"] == "spares")
+        assert "did not become ready within 1 s" in step["error"]
+        # Fixed by a reload: the next spare connects and runs the queued job.
+        job_id = site.submit("SELECT x FROM public.numbers")
+        site.write_config(database={"query_dsn": ""})
+        daemon.signal(signal.SIGHUP)
+        job = site.wait_phase(job_id, timeout=30)
+        assert (job.phase, job.attempts) == (JobPhase.COMPLETED, 1)

@@ -56,14 +56,14 @@ def test_a_failing_operation_waits_its_turn_and_clears_on_success() -> None:
     assert health.due(Operation.CLAIM, 100.5)
     assert health.due(Operation.SWEEP, 100.0)  # the others go on
     assert health.failed(Operation.CLAIM, denied, now=100.5).delay == 1.0
-    assert health.next_attempt() == 101.5
+    assert health.next_attempt(after=100.5) == 101.5
     assert health.degraded() == (
         "claim: the database refused access (privileges or authentication)"
         " (SQLSTATE 42501): the server's words"
     )
     ended = health.succeeded(Operation.CLAIM)
     assert ended is not None and ended.failures == 2
-    assert health.degraded() is None and health.next_attempt() is None
+    assert health.degraded() is None and health.next_attempt(after=0.0) is None
     assert health.succeeded(Operation.CLAIM) is None
 
 
