@@ -307,6 +307,16 @@ SETTINGS: tuple[Setting, ...] = (
         "web origins (e.g. https://notebook.example.org, or *) whose pages may read"
         " this service's answers (CORS); empty: none",
     ),
+    # [metrics]
+    Setting(
+        "metrics",
+        "listen",
+        str,
+        "127.0.0.1:9181",
+        "HOST:PORT where tapd serve offers Prometheus metrics, off the public TAP"
+        " path; empty: no metrics",
+    ),
+    Setting("metrics", "path", str, "/metrics", "URL path of the metrics on that address"),
     # [adql]
     Setting(
         "adql",

@@ -206,6 +206,7 @@ class RunnerDaemon:
         self.timers = _Timers()
         self.health = Health(Backoff(cap=config.retry_backoff_max))
         self.queued = 0
+        self.reconnects = 0  # reported in the heartbeat (metrics, tapd status)
         self._signals: list[int] = []
         self._selector = selectors.DefaultSelector()
         self._wakeup_r, self._wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -336,6 +337,7 @@ class RunnerDaemon:
         try:
             self._connect()
             if self.conn is not None:
+                self.reconnects += 1
                 log.info("daemon.database_reconnected", instance=self.instance)
         except (TapdError, psycopg.Error) as exc:
             message = exc.message if isinstance(exc, TapdError) else one_line(exc)
@@ -518,6 +520,7 @@ class RunnerDaemon:
                 ready_spares=len(self._idle_spares()),
             ),
             degraded=self.health.degraded(),
+            reconnects=self.reconnects,
         )
         if queued is None:  # given up for dead while we were away: come back
             self.store.register_runner(

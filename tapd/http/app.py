@@ -18,13 +18,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from tapd.config import Config
 from tapd.errors import DatabaseUnavailable, TapdError
 from tapd.http import jobs, metadata, sync
 from tapd.http.forms import RemoveSpooledFiles
 from tapd.http.headers import ServiceHeaders, allowed_methods
+from tapd.http.metrics import ServiceMetrics, StoreFigures, start_metrics_server
 from tapd.http.ownership import JOB_ID_PARAMETER, job_route, unchecked_job_routes
 from tapd.http.problems import HttpProblem
 from tapd.http.responses import problem
@@ -33,6 +34,7 @@ from tapd.http.waiting import PhaseWaiter
 from tapd.log import get_logger
 from tapd.store import (
     JobNotFound,
+    JobStore,
     PhaseConflict,
     QuotaExceeded,
     phase_channel,
@@ -82,14 +84,18 @@ def routes(base: str) -> list[Route]:
     ]
 
 
-def create_app(config: Config) -> Starlette:
-    """The TAP service for ``config`` (pools and the WAIT listener open in the lifespan)."""
+def create_app(config: Config, metrics: ServiceMetrics | None = None) -> Starlette:
+    """The TAP service for ``config`` (pools, the WAIT listener and the metrics
+    listener open in the lifespan)."""
+    metrics = metrics or ServiceMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        service = open_service(config)
+        service = open_service(config, metrics)
         app.state.service = service
+        metrics.add_store_collector(lambda: read_store_figures(service))
         await service.waiter.start()
+        metrics_server = start_metrics_server(config.listen, config.path, metrics.registry)
         log.info(
             "http.started",
             base_path=service.base_path or "/",
@@ -99,6 +105,8 @@ def create_app(config: Config) -> Starlette:
         try:
             yield
         finally:
+            if metrics_server is not None:
+                metrics_server.stop()
             await service.waiter.stop()
             service.sync_executor.shutdown(wait=False, cancel_futures=True)
             service.pool.close()
@@ -126,7 +134,7 @@ def create_app(config: Config) -> Starlette:
     return app
 
 
-def open_service(config: Config) -> TapService:
+def open_service(config: Config, metrics: ServiceMetrics) -> TapService:
     """Pools (bounded) and the WAIT listener for ``config``; the schema must be current."""
     with connect(config.dsn, application_name="tapd http") as conn:
         require_current_schema(conn, config.schema)
@@ -134,11 +142,33 @@ def open_service(config: Config) -> TapService:
     control_size = max(2, int(config.pool_size) - sync_slots)
     pool = _pool(config.dsn, control_size, "tapd http")
     sync_pool = _pool(config.dsn, sync_slots, "tapd http sync")
-    waiter = PhaseWaiter(config.dsn, phase_channel(config.schema))
+    waiter = PhaseWaiter(
+        config.dsn,
+        phase_channel(config.schema),
+        on_change=metrics.observe_phase_change,
+        on_reconnect=metrics.reconnects.inc,
+    )
     executor = ThreadPoolExecutor(max_workers=sync_slots, thread_name_prefix="tapd-sync")
     return TapService(
-        config=config, pool=pool, sync_pool=sync_pool, waiter=waiter, sync_executor=executor
+        config=config,
+        pool=pool,
+        sync_pool=sync_pool,
+        waiter=waiter,
+        sync_executor=executor,
+        metrics=metrics,
     )
+
+
+def read_store_figures(service: TapService) -> StoreFigures:
+    """What a metrics scrape reads from the store (in the metrics server's thread)."""
+    with service.pool.connection(timeout=5.0) as conn:
+        store = JobStore(conn, service.config.schema)
+        return StoreFigures(
+            phase_counts=store.phase_counts(),
+            oldest_queued_age=store.oldest_queued_age(),
+            runners=store.list_runners(),
+            heartbeat_timeout=float(service.config.heartbeat_timeout),
+        )
 
 
 def _pool(dsn: str, size: int, name: str) -> ConnectionPool:
@@ -157,9 +187,10 @@ def _pool(dsn: str, size: int, name: str) -> ConnectionPool:
 
 def asgi_app(config: Config) -> ASGIApp:
     """``create_app`` wrapped in protective headers, path normalising and access logging."""
-    app = create_app(config)
+    metrics = ServiceMetrics()
+    app = create_app(config, metrics)
     with_headers = ServiceHeaders(app, lambda: app.routes, config.cors_origins)
-    return AccessLog(CollapseSlashes(RemoveSpooledFiles(with_headers)))
+    return AccessLog(CollapseSlashes(RemoveSpooledFiles(with_headers)), lambda: app.routes, metrics)
 
 
 class CollapseSlashes:
@@ -177,10 +208,16 @@ class CollapseSlashes:
 
 
 class AccessLog:
-    """One ``http.request`` event per request: method, path, status, duration_ms."""
+    """One ``http.request`` event per request (method, path, status,
+    duration_ms), counted in the metrics by route (the route's path template:
+    job ids and other raw paths would make a label without bounds)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, routes: Callable[[], list[Any]], metrics: ServiceMetrics
+    ) -> None:
         self.app = app
+        self.routes = routes
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -198,6 +235,8 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_logged)
         finally:
+            route = route_label(self.routes(), scope)
+            self.metrics.http_requests.labels(route, scope["method"], str(status)).inc()
             client = scope.get("client")
             log.info(
                 "http.request",
@@ -207,6 +246,16 @@ class AccessLog:
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 client=client[0] if client else None,
             )
+
+
+def route_label(routes: list[Any], scope: Scope) -> str:
+    """The path template of the route ``scope`` asked for (whatever its method),
+    or ``other`` for paths the service does not have."""
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match != Match.NONE:
+            return str(route.path)
+    return "other"
 
 
 async def _problem(request: Request, exc: Exception) -> Response:

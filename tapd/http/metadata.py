@@ -149,7 +149,7 @@ async def availability(request: Request) -> Response:
     except (psycopg.Error, PoolTimeout) as exc:
         notes = [f"the database is not reachable: {one_line(exc)}"]
         return responses.xml(availability_document(False, notes, service.started))
-    live = [r for r in runners if r.heartbeat_age < timeout and not r.stopping]
+    live = [r for r in runners if r.is_live(timeout)]
     if not live:
         note = "no runner daemon is alive (no heartbeat in the last %g s): async jobs would wait"
         return responses.xml(availability_document(False, [note % timeout], service.started))

@@ -25,6 +25,7 @@ from starlette.requests import Request
 
 from tapd.config import Config
 from tapd.http.callers import Caller
+from tapd.http.metrics import ServiceMetrics
 from tapd.http.problems import Forbidden, NotFound
 from tapd.http.waiting import PhaseWaiter
 from tapd.store import Job, JobStore
@@ -48,6 +49,7 @@ class TapService:
     sync_pool: ConnectionPool
     waiter: PhaseWaiter
     sync_executor: ThreadPoolExecutor
+    metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     #: /capabilities documents by base URL (built from the configuration, read at start-up)
     capabilities_documents: dict[str, bytes] = field(default_factory=dict)
@@ -92,6 +94,7 @@ class TapService:
                         if attempt == 2 or not conn.broken:
                             raise
                 self.pool.check()
+                self.metrics.reconnects.inc()
             raise AssertionError("unreachable")
 
         return await run_in_threadpool(call)

@@ -95,31 +95,30 @@ async def _run(request: Request, service: TapService, form: RequestForm) -> Resp
             raise UploadError(f"UPLOAD refers to param:{name}, but no such part was sent")
         return part.path
 
+    def run_with_retry(out: BinaryIO) -> None:
+        for attempt in (1, 2):
+            with service.sync_pool.connection() as conn:
+                try:
+                    catalog = service.catalog(conn)
+                    run_sync(
+                        conn, tap, out, config=config, catalog=catalog, resolve_part=resolve_part
+                    )
+                    return
+                except psycopg.OperationalError:
+                    # A pooled connection that died with a PostgreSQL restart and
+                    # nothing sent yet: replace the pool's dead connections, retry.
+                    if attempt == 2 or not conn.broken or pipe.tell():
+                        raise
+            service.sync_pool.check()
+            service.metrics.reconnects.inc()
+
     def work() -> None:
         error: BaseException | None = None
         try:
             if pipe.cancelled:
                 return
-            out = cast(BinaryIO, pipe)  # duck-typed: write/flush/tell/closed
-            for attempt in (1, 2):
-                with service.sync_pool.connection() as conn:
-                    try:
-                        catalog = service.catalog(conn)
-                        run_sync(
-                            conn,
-                            tap,
-                            out,
-                            config=config,
-                            catalog=catalog,
-                            resolve_part=resolve_part,
-                        )
-                        break
-                    except psycopg.OperationalError:
-                        # A pooled connection that died with a PostgreSQL restart and
-                        # nothing sent yet: replace the pool's dead connections, retry.
-                        if attempt == 2 or not conn.broken or pipe.tell():
-                            raise
-                service.sync_pool.check()
+            with service.metrics.sync_seconds.time():
+                run_with_retry(cast(BinaryIO, pipe))  # duck-typed: write/flush/tell/closed
         except BaseException as exc:  # handed to the event loop, which answers or logs it
             error = exc
         finally:

@@ -31,9 +31,21 @@ MAX_BACKOFF = 5.0
 class PhaseWaiter:
     """Wakes ``wait_for_change`` callers when their job's phase changes."""
 
-    def __init__(self, dsn: str, channel: str) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        channel: str,
+        *,
+        on_change: Callable[[dict[str, Any]], None] | None = None,
+        on_reconnect: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_change`` sees every notification (the metrics count them);
+        ``on_reconnect`` is called when LISTEN is active again after a loss."""
         self.dsn = dsn
         self.channel = channel
+        self.on_change = on_change
+        self.on_reconnect = on_reconnect
+        self._lost = False
         self._waiters: dict[str, set[asyncio.Future[str | None]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
@@ -95,6 +107,8 @@ class PhaseWaiter:
                 self.listening = True
                 self._connected.set()
                 backoff = 0.1
+                if self._lost and self.on_reconnect is not None:
+                    self.on_reconnect()
                 # Changes made while we were not listening were not announced.
                 self._wake_all()
                 async for notify in conn.notifies():
@@ -103,6 +117,7 @@ class PhaseWaiter:
                 log.warning("http.listen_lost", error=str(exc).strip())
             finally:
                 self.listening = False
+                self._lost = True
                 with contextlib.suppress(Exception):
                     await conn.close()
             await asyncio.sleep(backoff)
@@ -114,6 +129,8 @@ class PhaseWaiter:
         except (ValueError, KeyError, TypeError):
             return
         self._wake(str(job_id), message.get("phase"))
+        if self.on_change is not None:
+            self.on_change(message)
 
 
 async def wait_for_phase_change(

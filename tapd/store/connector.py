@@ -353,6 +353,11 @@ class JobStore:
         """Number of jobs in each phase (phases without jobs are left out)."""
         return {JobPhase(r["phase"]): r["jobs"] for r in self._rows("phase_counts")}
 
+    def oldest_queued_age(self) -> float | None:
+        """Seconds the oldest QUEUED job has waited; None when the queue is empty."""
+        age = self._rows("oldest_queued_age")[0]["age"]
+        return None if age is None else float(age)
+
     # -- jobs: what the runner daemon and its children do -------------------
 
     def claim_jobs(
@@ -492,6 +497,7 @@ class JobStore:
         stopping: bool = False,
         usable_slots: int | None = None,
         degraded: str | None = None,
+        reconnects: int = 0,
     ) -> int | None:
         """Refresh the daemon's heartbeat and its health (``usable_slots``, None:
         all of ``max_jobs``; ``degraded``: why it is not working normally, None
@@ -505,6 +511,7 @@ class JobStore:
             stopping=stopping,
             usable_slots=usable_slots,
             degraded=degraded,
+            reconnects=reconnects,
         )
         return int(rows[0]["queued"]) if rows else None
 
@@ -528,6 +535,7 @@ class JobStore:
                 usable_slots=r["usable_slots"],
                 degraded=r["degraded"],
                 degraded_since=r["degraded_since"],
+                reconnects=r["reconnects"],
             )
             for r in self._rows("list_runners")
         ]

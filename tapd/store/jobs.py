@@ -97,3 +97,8 @@ class RunnerInfo:
     usable_slots: int = 0  # slots running a job or able to take one now
     degraded: str | None = None  # why the daemon is not working normally (None: it is)
     degraded_since: dt.datetime | None = None
+    reconnects: int = 0  # database reconnects since the daemon started
+
+    def is_live(self, heartbeat_timeout: float) -> bool:
+        """Alive and taking jobs: a fresh heartbeat and not stopping."""
+        return self.heartbeat_age < heartbeat_timeout and not self.stopping

@@ -207,7 +207,8 @@ UPDATE {schema}.runners
 SET heartbeat = now(), running = %(running)s, stopping = %(stopping)s,
     max_jobs = %(max_jobs)s, usable_slots = %(usable_slots)s, degraded = %(degraded)s,
     degraded_since = CASE WHEN %(degraded)s::text IS NOT NULL
-                          THEN coalesce(degraded_since, now()) END
+                          THEN coalesce(degraded_since, now()) END,
+    reconnects = %(reconnects)s
 WHERE instance = %(instance)s
 RETURNING (SELECT count(*) FROM {schema}.jobs WHERE phase = 'QUEUED') AS queued
 
@@ -219,7 +220,7 @@ DELETE FROM {schema}.runners WHERE instance = %(instance)s
 -- Every registered daemon, with the age of its heartbeat in seconds.
 -- usable_slots of a daemon older than that column: all its slots.
 SELECT instance, host, boot_id, pid, started, heartbeat, max_jobs, running, stopping,
-       coalesce(usable_slots, max_jobs) AS usable_slots, degraded, degraded_since,
+       coalesce(usable_slots, max_jobs) AS usable_slots, degraded, degraded_since, reconnects,
        extract(epoch FROM now() - heartbeat)::float8 AS heartbeat_age
 FROM {schema}.runners ORDER BY started
 
@@ -257,6 +258,12 @@ WHERE job_id IN (
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED)
 RETURNING job_id
+
+-- name: oldest_queued_age
+-- Seconds the oldest QUEUED job has waited (NULL when none), through the
+-- queue's partial index.
+SELECT extract(epoch FROM now() - min(queued_time))::float8 AS age
+FROM {schema}.jobs WHERE phase = 'QUEUED'
 
 -- name: phase_counts
 -- How many jobs are in each phase.

@@ -1,4 +1,4 @@
--- tapd job store, schema version 1 (the whole current schema; tapd/store/migrations
+-- tapd job store, schema version 4 (the whole current schema; tapd/store/migrations
 -- upgrades older databases to it). {schema} is replaced by the configured schema
 -- name, quoted. Read by tapd.store.migrate; run in one transaction by `tapd initdb`.
 
@@ -95,17 +95,24 @@ CREATE TABLE {schema}.runners (
     usable_slots integer,
     -- Why the daemon is not working normally (NULL: it is), and since when.
     degraded text,
-    degraded_since timestamptz
+    degraded_since timestamptz,
+    -- How often the daemon reconnected to the database since it started.
+    reconnects integer NOT NULL DEFAULT 0
 );
 
 -- Checks every phase change against phase_transitions, keeps the times
 -- consistent, and announces the change:
---   channel "<schema>.phase": {"job_id", "phase", "old_phase", "runner"} as JSON
+--   channel "<schema>.phase": {"job_id", "phase", "old_phase", "runner"} as JSON,
+--     and when the job ended (COMPLETED, ERROR, ABORTED) "seconds" it ran (null
+--     if it never started) and "bytes" of its results (null if none): the
+--     metrics of tapd serve count from these
 --   channel "<schema>.queue": empty payload, whenever a job enters QUEUED
 -- NOTIFY is delivered at commit and identical queue wake-ups in one
 -- transaction collapse into one.
 CREATE FUNCTION {schema}.job_phase_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    payload jsonb;
 BEGIN
     IF TG_OP = 'INSERT' THEN
         IF NEW.phase NOT IN ('PENDING', 'QUEUED') THEN
@@ -136,11 +143,18 @@ BEGIN
         NEW.end_time := coalesce(NEW.end_time, now());
     END IF;
 
-    PERFORM pg_notify(TG_TABLE_SCHEMA || '.phase', json_build_object(
+    payload := jsonb_build_object(
         'job_id', NEW.job_id,
         'phase', NEW.phase,
         'old_phase', CASE WHEN TG_OP = 'UPDATE' THEN OLD.phase END,
-        'runner', NEW.runner_instance)::text);
+        'runner', NEW.runner_instance);
+    IF NEW.phase IN ('COMPLETED', 'ERROR', 'ABORTED') THEN
+        payload := payload || jsonb_build_object(
+            'seconds', extract(epoch FROM NEW.end_time - NEW.start_time),
+            'bytes', (SELECT sum((r ->> 'size')::bigint)
+                      FROM jsonb_array_elements(NEW.results) AS r));
+    END IF;
+    PERFORM pg_notify(TG_TABLE_SCHEMA || '.phase', payload::text);
     IF NEW.phase = 'QUEUED' THEN
         PERFORM pg_notify(TG_TABLE_SCHEMA || '.queue', '');
     END IF;
@@ -161,4 +175,4 @@ RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
         jsonb_build_object())
 $$;
 
-INSERT INTO {schema}.schema_version (version) VALUES (3);
+INSERT INTO {schema}.schema_version (version) VALUES (4);

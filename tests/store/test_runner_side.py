@@ -128,6 +128,50 @@ def test_heartbeats_registry_and_expiry(store: JobStore) -> None:
     (runner,) = store.list_runners()
     assert (runner.instance, runner.running, runner.max_jobs) == ("r1", 2, 4)
     assert runner.heartbeat_age < 30
+    assert runner.is_live(30) and not runner.is_live(0)
+
+
+def test_heartbeat_reports_the_daemons_reconnects(store: JobStore) -> None:
+    store.register_runner("r1", host="h", boot_id="b", pid=10, max_jobs=4)
+    assert store.list_runners()[0].reconnects == 0
+    store.heartbeat("r1", running=0, max_jobs=4, reconnects=3)
+    assert store.list_runners()[0].reconnects == 3
+
+
+def test_oldest_queued_age_is_the_wait_of_the_head_of_the_queue(store: JobStore) -> None:
+    assert store.oldest_queued_age() is None
+    first, _ = queued_jobs(store, 2)
+    store.conn.execute(
+        "UPDATE tapd.jobs SET queued_time = now() - interval '90 seconds' WHERE job_id = %s",
+        (first,),
+    )
+    assert 90 <= (store.oldest_queued_age() or 0) < 120
+    store.claim_jobs("r1", "h", 2)
+    assert store.oldest_queued_age() is None
+
+
+def test_an_ending_is_announced_with_the_jobs_figures(store: JobStore, dsn: str) -> None:
+    """The phase NOTIFY of an ended job says how long it ran and how large its
+    results are (the metrics of tapd serve count from it)."""
+    done, failed, never_ran = queued_jobs(store, 3)
+    store.claim_jobs("r1", "h", 2)
+    store.conn.execute(
+        "UPDATE tapd.jobs SET start_time = now() - interval '2 seconds' WHERE job_id = %s",
+        (done,),
+    )
+    result = ResultEntry("result", "result.csv", "text/csv", 1234, 10, False)
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute('LISTEN "tapd.phase"')
+        store.finish_job(done, "r1", JobPhase.COMPLETED, results=[result])
+        store.finish_job(failed, "r1", JobPhase.ERROR, error=ErrorSummary("no"))
+        store.abort_job(never_ran)
+        notifies = listener.notifies()
+        payloads = {p["job_id"]: p for p in (json.loads(next(notifies).payload) for _ in "123")}
+        notifies.close()
+    assert payloads[done]["phase"] == "COMPLETED" and payloads[done]["bytes"] == 1234
+    assert 2 <= payloads[done]["seconds"] < 10
+    assert payloads[failed]["bytes"] is None and payloads[failed]["seconds"] >= 0
+    assert (payloads[never_ran]["seconds"], payloads[never_ran]["bytes"]) == (None, None)
 
 
 def test_heartbeat_records_usable_slots_and_why_the_daemon_is_degraded(store: JobStore) -> None:
