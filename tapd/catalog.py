@@ -80,6 +80,7 @@ class CatalogTable:
     columns: tuple[CatalogColumn, ...]
     description: str | None = None
     table_type: str = "table"
+    nrows: int | None = None  # estimated from statistics when published (None: a view)
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,8 @@ class CatalogError(TapdError):
 
 def pg_name(published: str) -> str:
     """The PostgreSQL name of one published name part (regular names fold to lower case)."""
+    if '"' not in published and "." not in published:
+        return published.lower()  # the common case, without the parser (5,000 columns: 50 ms)
     (text, delimited), *_ = split_name(published) or [("", False)]
     return text if delimited else text.lower()
 
@@ -243,6 +246,11 @@ TAP_SCHEMA_METADATA: dict[str, TableMetadata] = {
             "description": ColumnMetadata("Description of the table", principal=True, std=True),
             "table_index": ColumnMetadata(
                 "Recommended sort order of tables", principal=True, std=True
+            ),
+            "nrows": ColumnMetadata(
+                "Number of rows, as PostgreSQL's statistics estimated it when the table was"
+                " published (tapd extension; empty for views)",
+                principal=True,
             ),
         },
     ),
@@ -409,7 +417,14 @@ def _publish(
     conn.execute(_query("insert_schema"), [schema_name, _schema_comment(conn, schema)])
     conn.execute(
         _query("upsert_table"),
-        [schema_name, table_name, table_type, metadata.utype, metadata.description or comment],
+        [
+            schema_name,
+            table_name,
+            table_type,
+            metadata.utype,
+            metadata.description or comment,
+            _row_estimate(conn, oid, schema, table) if table_type == "table" else None,
+        ],
     )
     conn.execute(_query("delete_columns"), [table_name])
     for index, (column, pg_type, column_comment, indexed) in enumerate(columns, start=1):
@@ -447,6 +462,28 @@ def _publish(
         )
     )
     return table_name
+
+
+def _row_estimate(conn: psycopg.Connection[Any], oid: int, schema: str, table: str) -> int | None:
+    """The planner's row count of a table: never a count(*), which would read all of it.
+    A table never analysed is analysed first (a sample of at most 30,000 rows by default);
+    None when that is not allowed (not the owner) or the table is a foreign one."""
+    estimate = _reltuples(conn, oid)
+    if estimate is None or estimate < 0:
+        try:
+            with conn.transaction():
+                conn.execute(
+                    sql.SQL("ANALYZE {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+                )
+        except psycopg.Error:
+            return None
+        estimate = _reltuples(conn, oid)
+    return None if estimate is None or estimate < 0 else round(estimate)
+
+
+def _reltuples(conn: psycopg.Connection[Any], oid: int) -> float | None:
+    row = conn.execute(_query("row_estimate"), [oid]).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
 
 
 def _schema_comment(conn: psycopg.Connection[Any], schema: str) -> str | None:
@@ -569,13 +606,14 @@ def load_catalog(conn: psycopg.Connection[Any]) -> Catalog:
                 indexed,
                 principal,
                 std,
+                _,
             ) = row
             sql_column = pg_name(column_name)
             pg_type = pg_types.get((sql_schema, sql_table, sql_column))
             if pg_type is None:
                 continue
             meta = ColumnMeta(
-                name=split_name(column_name)[0][0],
+                name=split_name(column_name)[0][0] if '"' in column_name else column_name,
                 datatype=datatype,
                 arraysize=arraysize,
                 xtype=xtype,
@@ -598,7 +636,14 @@ def load_catalog(conn: psycopg.Connection[Any]) -> Catalog:
         if columns:
             tables.append(
                 CatalogTable(
-                    first[1], name, sql_schema, sql_table, tuple(columns), first[3], first[2]
+                    first[1],
+                    name,
+                    sql_schema,
+                    sql_table,
+                    tuple(columns),
+                    first[3],
+                    first[2],
+                    None if first[15] is None else int(first[15]),
                 )
             )
     return Catalog(tuple(tables))

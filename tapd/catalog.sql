@@ -23,11 +23,20 @@ INSERT INTO tap_schema.schemas (schema_name, description) VALUES (%s, %s)
 ON CONFLICT (schema_name) DO NOTHING;
 
 -- name: upsert_table
-INSERT INTO tap_schema.tables (schema_name, table_name, table_type, utype, description)
-VALUES (%s, %s, %s, %s, %s)
+INSERT INTO tap_schema.tables (schema_name, table_name, table_type, utype, description, nrows)
+VALUES (%s, %s, %s, %s, %s, %s)
 ON CONFLICT (table_name) DO UPDATE
 SET schema_name = EXCLUDED.schema_name, table_type = EXCLUDED.table_type,
-    utype = EXCLUDED.utype, description = EXCLUDED.description;
+    utype = EXCLUDED.utype, description = EXCLUDED.description, nrows = EXCLUDED.nrows;
+
+-- name: row_estimate
+-- The planner's row count (-1: never analysed); a partitioned table's is its leaves' sum.
+SELECT CASE WHEN c.relkind = 'p'
+            THEN (SELECT CASE WHEN bool_or(l.reltuples < 0) THEN -1 ELSE sum(l.reltuples) END
+                  FROM pg_partition_tree(c.oid) AS p JOIN pg_class l ON l.oid = p.relid
+                  WHERE p.isleaf)
+            ELSE c.reltuples END
+FROM pg_class c WHERE c.oid = %s;
 
 -- name: delete_columns
 DELETE FROM tap_schema.columns WHERE table_name = %s;
@@ -65,9 +74,10 @@ WHERE s.schema_name <> 'tap_schema'
   AND NOT EXISTS (SELECT 1 FROM tap_schema.tables t WHERE t.schema_name = s.schema_name);
 
 -- name: catalog_columns
+-- (nrows through to_jsonb: a TAP_SCHEMA made before the column existed still reads)
 SELECT t.table_name, t.schema_name, t.table_type, t.description,
        c.column_name, c.datatype, c.arraysize, c.xtype, c.unit, c.ucd, c.utype, c.description,
-       c.indexed, c.principal, c.std
+       c.indexed, c.principal, c.std, (to_jsonb(t) ->> 'nrows')::bigint
 FROM tap_schema.tables t JOIN tap_schema.columns c ON c.table_name = t.table_name
 ORDER BY t.table_name, c.column_index, c.column_name;
 

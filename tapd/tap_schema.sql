@@ -19,6 +19,8 @@ CREATE TABLE IF NOT EXISTS tap_schema.tables (
     description text,
     table_index integer
 );
+-- tapd extension: rows estimated from PostgreSQL's statistics when published
+ALTER TABLE tap_schema.tables ADD COLUMN IF NOT EXISTS nrows bigint;
 
 CREATE TABLE IF NOT EXISTS tap_schema.columns (
     table_name   text NOT NULL REFERENCES tap_schema.tables (table_name) ON DELETE CASCADE,

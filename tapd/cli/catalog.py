@@ -39,8 +39,10 @@ def _publish(args: argparse.Namespace) -> int:
     metadata = read_metadata_file(args.metadata) if args.metadata else None
     with store_connection(config, application_name="tapd publish") as conn:
         table = publish_table(conn, args.table, metadata, config.query_role)
-    columns = len(table.columns)
-    print(f"published {table.table_name} ({columns} columns), readable by {config.query_role}")
+    size = f"{len(table.columns)} columns"
+    if table.nrows is not None:
+        size += f", about {table.nrows:,} rows"
+    print(f"published {table.table_name} ({size}), readable by {config.query_role}")
     return 0
 
 

@@ -29,7 +29,8 @@ def test_publish_with_a_metadata_file_then_unpublish(
     )
     assert main(["--dsn", table, "publish", "public.galaxies", "--metadata", str(metadata)]) == 0
     assert (
-        capsys.readouterr().out == "published public.galaxies (3 columns), readable by tapd_query\n"
+        capsys.readouterr().out
+        == "published public.galaxies (3 columns, about 0 rows), readable by tapd_query\n"
     )
     with psycopg.connect(table) as conn:
         published = {t.table_name: t for t in load_catalog(conn).tables}
