@@ -25,9 +25,16 @@ _ATTR_ESCAPES = str.maketrans(
 )
 
 
+#: Anything ``text`` would change; most values hold none of it (one search instead of two passes).
+_TEXT_SPECIAL = re.compile("[&<>\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def text(value: object) -> str:
     """``value`` as XML character data."""
-    return _ILLEGAL.sub("\ufffd", str(value)).translate(_TEXT_ESCAPES)
+    value = str(value)
+    if not _TEXT_SPECIAL.search(value):
+        return value
+    return _ILLEGAL.sub("\ufffd", value).translate(_TEXT_ESCAPES)
 
 
 def attr(value: object) -> str:
