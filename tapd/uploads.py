@@ -35,6 +35,7 @@ from tapd.catalog import CatalogColumn, CatalogTable
 from tapd.columns import ColumnMeta
 from tapd.errors import TapdError
 from tapd.store.jobdir import UPLOADS_DIR
+from tapd.upload_copy import copy_text, text_value
 from tapd.url_allow import UrlRefused, parse_allow_list, url_allowed
 
 #: DALI 3.4.5: an upload name is an ADQL regular identifier without schema.
@@ -262,12 +263,7 @@ def _scalar(value: Any) -> Any:
 
 
 def _text(value: Any) -> Any:
-    if value is None or value is np.ma.masked:
-        return None
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    # VOTable cannot tell an empty string from a null (VOTable 1.4 §5.1): store null.
-    return str(value).replace("\x00", "") or None
+    return text_value(value)
 
 
 def _numbers(value: Any) -> list[float] | None:
@@ -342,10 +338,15 @@ def create_upload_table(
     copy = sql.SQL("COPY pg_temp.{} ({}) FROM STDIN").format(
         sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c.sql_name) for c in columns)
     )
+    chunks = copy_text([c.pg_type for c in columns], rows)
     try:
         with conn.cursor().copy(copy) as writer:
-            for row in _rows(columns, rows):
-                writer.write_row(row)
+            if chunks is not None:  # numbers and text: whole columns at a time
+                for chunk in chunks:
+                    writer.write(chunk)
+            else:
+                for row in _rows(columns, rows):
+                    writer.write_row(row)
     except Exception as exc:
         if type(exc).__module__.startswith("psycopg"):
             first = str(exc).strip().splitlines()[0]

@@ -72,3 +72,62 @@ def test_the_planner_knows_how_an_uploaded_column_is_distributed(
     table = upload(conn, tmp_path, ROWS)
     # without statistics a range condition is guessed to keep a third of the rows
     assert 15 <= estimated_rows(conn, f"SELECT * FROM {table} WHERE id <= 30") <= 60
+
+
+EDGE_VOTABLE = """<?xml version="1.0"?>
+<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3"><RESOURCE><TABLE>
+<FIELD name="n" datatype="int"/>
+<FIELD name="x" datatype="double"/>
+<FIELD name="f" datatype="float"/>
+<FIELD name="big" datatype="long"/>
+<FIELD name="small" datatype="unsignedByte"/>
+<FIELD name="ok" datatype="boolean"/>
+<FIELD name="label" datatype="unicodeChar" arraysize="*"/>
+<DATA><TABLEDATA>
+<TR><TD>1</TD><TD>0.1</TD><TD>0.1</TD><TD>9223372036854775807</TD><TD>255</TD><TD>T</TD>
+<TD>tab\there, line
+break, back\\slash, "quoted", étoile</TD></TR>
+<TR><TD>2</TD><TD>NaN</TD><TD>1e-40</TD><TD>-9223372036854775808</TD><TD>0</TD><TD>F</TD>
+<TD></TD></TR>
+<TR><TD/><TD>-Inf</TD><TD>3.4028235e38</TD><TD/><TD/><TD/><TD>\\N</TD></TR>
+<TR><TD>4</TD><TD>1e-300</TD><TD>-0.0</TD><TD>0</TD><TD>7</TD><TD>?</TD><TD>x</TD></TR>
+</TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>"""
+
+
+def test_every_value_is_stored_exactly(conn: psycopg.Connection[Any], tmp_path: Path) -> None:
+    (tmp_path / "part").write_text(EDGE_VOTABLE)
+    with conn.transaction():
+        (table,) = load_uploads(
+            conn,
+            ["edge,param:part"],
+            resolve_part=lambda part: tmp_path / part,
+            limits=UploadLimits(max_bytes=10**6, max_rows=100),
+            query_role=None,
+        )
+    rows = conn.execute(
+        f"SELECT n, x, f, big, small, ok, label FROM pg_temp.{table.sql_table}"
+    ).fetchall()
+    by_x = {row[1]: row for row in rows}
+    assert by_x[0.1] == (
+        1,
+        0.1,
+        pytest.approx(0.1, rel=1e-7),
+        2**63 - 1,
+        255,
+        True,
+        'tab\there, line\nbreak, back\\slash, "quoted", étoile',
+    )
+    assert by_x[float("-inf")] == (
+        None,
+        float("-inf"),
+        pytest.approx(3.4028235e38),
+        None,
+        None,
+        None,
+        "\\N",
+    )
+    assert by_x[1e-300] == (4, 1e-300, 0.0, 0, 7, None, "x")
+    nan_row = next(row for row in rows if row[1] is None)  # NaN is stored as NULL
+    assert nan_row == (2, None, pytest.approx(1e-40), -(2**63), 0, False, None)
+    single = conn.execute(f"SELECT f::text FROM pg_temp.{table.sql_table} WHERE n = 1").fetchone()
+    assert single == ("0.1",)  # the float32 nearest 0.1, not a float64 widened from it
