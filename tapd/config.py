@@ -207,6 +207,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "limits",
+        "upload_fetch_timeout",
+        float,
+        30.0,
+        "longest a URL upload may take to fetch in all, seconds",
+        minimum=1,
+    ),
+    Setting(
+        "limits",
         "anonymous_quota",
         str,
         "address",
@@ -273,6 +281,14 @@ SETTINGS: tuple[Setting, ...] = (
         4,
         "synchronous queries run at once (each holds one connection)",
         minimum=1,
+    ),
+    Setting(
+        "http",
+        "sync_slot_wait",
+        float,
+        5.0,
+        "longest a /sync request waits for a free slot before a 503 with Retry-After, seconds",
+        minimum=0,
     ),
     Setting(
         "http",

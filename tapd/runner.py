@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 import psycopg
 from psycopg import pq
 
+from tapd.cancellation import Cancellation
 from tapd.config import Config
 from tapd.errors import TapdError
 from tapd.log import get_logger
@@ -264,6 +265,7 @@ def load_request_uploads(
     config: Config,
     resolve_part: Callable[[str], Path],
     query_role: str | None,
+    cancellation: Cancellation | None = None,
 ) -> tuple[Any, ...]:
     """The temporary tables of the request's UPLOADs (before the read-only transaction)."""
     if not request.uploads:
@@ -274,6 +276,8 @@ def load_request_uploads(
         max_bytes=config.upload_max_bytes,
         max_rows=config.upload_max_rows,
         url_allow=tuple(config.upload_url_allow),
+        fetch_timeout=float(config.upload_fetch_timeout),
+        cancellation=cancellation,
     )
     with conn.transaction():
         return load_uploads(
@@ -488,6 +492,7 @@ def run_sync(
     resolve_part: Callable[[str], Path] | None = None,
     query_role: str | None = None,
     timeout: float | None = None,
+    cancellation: Cancellation | None = None,
 ) -> SyncResult:
     """Run a checked TAP request on ``conn`` and write the result to ``out``.
 
@@ -497,17 +502,41 @@ def run_sync(
     ``limits.sync_execution_duration``) covers the query and the writing: when
     it passes the query is cancelled and ``QueryTimeLimit`` raised. Raises
     ``TapdError`` subclasses for everything the user can fix. Uploaded tables
-    are dropped afterwards.
+    are dropped afterwards. ``cancellation`` (the HTTP request's: client gone)
+    stops URL fetches and the query at once (``RequestCancelled``).
     """
     from tapd import formats
 
     role = config.query_role if query_role is None else (query_role or None)
     limit = float(config.sync_execution_duration) if timeout is None else timeout
     fmt = formats.resolve_format(request.format_name)
-    uploads = load_request_uploads(conn, request, config, resolve_part or _no_inline_parts, role)
+    stop = cancellation or Cancellation()
+    with stop.on_cancel(lambda: _cancel_quietly(conn, threading.Event())):
+        return _run_sync(conn, request, out, config, catalog, resolve_part, role, limit, fmt, stop)
+
+
+def _run_sync(
+    conn: psycopg.Connection[Any],
+    request: TapRequest,
+    out: BinaryIO,
+    config: Config,
+    catalog: Any | None,
+    resolve_part: Callable[[str], Path] | None,
+    role: str | None,
+    limit: float,
+    fmt: Any,
+    stop: Cancellation,
+) -> SyncResult:
+    from tapd import formats
+
+    stop.check()
+    uploads = load_request_uploads(
+        conn, request, config, resolve_part or _no_inline_parts, role, stop
+    )
     timed_out = threading.Event()
     alarm = watchdog().arm(limit, lambda: _cancel_quietly(conn, timed_out)) if limit else None
     try:
+        stop.check()
         query_catalog = catalog if catalog is not None else load_job_catalog(conn)
         if uploads:
             query_catalog = query_catalog.with_uploads(uploads)
@@ -529,8 +558,10 @@ def run_sync(
             )
         return SyncResult(rows=summary.rows, overflow=summary.overflow, mime_type=fmt.mime_type)
     except psycopg.errors.QueryCanceled:
+        stop.check()
         raise QueryTimeLimit(limit, "time limit of synchronous queries") from None
     except psycopg.Error as exc:
+        stop.check()
         if timed_out.is_set():
             raise QueryTimeLimit(limit, "time limit of synchronous queries") from None
         if isinstance(exc, psycopg.OperationalError) and (conn.closed or conn.broken):

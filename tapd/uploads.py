@@ -17,10 +17,14 @@ with CONTAINS/DISTANCE, and ``timestamp`` becomes ``timestamp``.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import math
 import re
 import shutil
+import socket
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -31,12 +35,14 @@ from typing import Any
 import numpy as np
 from psycopg import sql
 
+from tapd.cancellation import Cancellation, RequestCancelled
 from tapd.catalog import CatalogColumn, CatalogTable
 from tapd.columns import ColumnMeta
 from tapd.errors import TapdError
 from tapd.store.jobdir import UPLOADS_DIR
 from tapd.upload_copy import copy_text, text_value
 from tapd.url_allow import UrlRefused, parse_allow_list, url_allowed
+from tapd.watchdog import watchdog
 
 #: DALI 3.4.5: an upload name is an ADQL regular identifier without schema.
 UPLOAD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
@@ -78,7 +84,10 @@ class UploadLimits:
     max_bytes: int
     max_rows: int
     url_allow: tuple[str, ...] = ()
+    #: Seconds a URL fetch may take in all (a server trickling bytes is cut off).
     fetch_timeout: float = 30.0
+    #: Stops a fetch when the request is cancelled (its client left, its time is up).
+    cancellation: Cancellation | None = None
 
 
 def parse_upload_parameter(values: Sequence[str]) -> list[UploadSpec]:
@@ -122,10 +131,25 @@ def fetch_url(url: str, limits: UploadLimits, directory: Path) -> Path:
             " (setting http.upload_url_allow is empty); send the table inline instead"
         )
     _check_allowed(url, limits.url_allow)
-    opener = urllib.request.build_opener(_AllowListRedirects(limits.url_allow))
+    if limits.cancellation is not None:
+        limits.cancellation.check()
+    sockets = _FetchSockets()
+    opener = urllib.request.build_opener(
+        _AllowListRedirects(limits.url_allow),
+        _TrackedHTTPHandler(sockets),
+        _TrackedHTTPSHandler(sockets),
+    )
     target = Path(tempfile.mkstemp(dir=directory, prefix="upload-url-")[1])
+    # The socket timeout bounds one read; the alarm bounds the whole fetch (a server
+    # sending a byte now and then never trips the former).
+    alarm = watchdog().arm(limits.fetch_timeout, lambda: sockets.shut("time"))
+    stop = limits.cancellation or Cancellation()
     try:
-        with opener.open(url, timeout=limits.fetch_timeout) as response, target.open("wb") as out:
+        with (
+            stop.on_cancel(lambda: sockets.shut("cancelled")),
+            opener.open(url, timeout=limits.fetch_timeout) as response,
+            target.open("wb") as out,
+        ):
             size = 0
             while chunk := response.read(65536):
                 size += len(chunk)
@@ -134,14 +158,92 @@ def fetch_url(url: str, limits: UploadLimits, directory: Path) -> Path:
                         f"UPLOAD from {url!r} is larger than the limit of {limits.max_bytes} bytes"
                     )
                 out.write(chunk)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+            if sockets.reason is not None:  # shut down: what was read is not the whole file
+                raise OSError("the connection was shut down")
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         target.unlink(missing_ok=True)
+        if sockets.reason == "time":
+            raise UploadError(
+                f"UPLOAD from {url!r} took longer than {limits.fetch_timeout:g} s"
+                " (setting limits.upload_fetch_timeout)"
+            ) from None
+        if sockets.reason == "cancelled":
+            raise RequestCancelled(f"UPLOAD from {url!r} was stopped: {stop.reason}") from None
         reason = getattr(exc, "reason", exc)
         raise UploadError(f"UPLOAD from {url!r} could not be fetched: {reason}") from None
     except BaseException:
         target.unlink(missing_ok=True)
         raise
+    finally:
+        alarm.disarm()
     return target
+
+
+class _FetchSockets:
+    """The sockets of one fetch, shut down from another thread to stop it at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self.reason: str | None = None
+
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.reason is None:
+                return
+        _shut(sock)
+
+    def shut(self, reason: str) -> None:
+        with self._lock:
+            if self.reason is None:
+                self.reason = reason
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    # shutdown() wakes a recv() blocked in another thread (close() would not).
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _tracked(connection_class: type[http.client.HTTPConnection], sockets: _FetchSockets) -> Any:
+    def connection(host: str, **kwargs: Any) -> http.client.HTTPConnection:
+        conn = connection_class(host, **kwargs)
+        connect = conn.connect
+
+        def tracked_connect() -> None:
+            connect()
+            sockets.add(conn.sock)
+
+        conn.connect = tracked_connect  # type: ignore[method-assign]
+        return conn
+
+    return connection
+
+
+class _TrackedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, sockets: _FetchSockets) -> None:
+        super().__init__()
+        self.sockets = sockets
+
+    def http_open(self, req: Any) -> Any:
+        return self.do_open(_tracked(http.client.HTTPConnection, self.sockets), req)
+
+
+class _TrackedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, sockets: _FetchSockets) -> None:
+        super().__init__()
+        self.sockets = sockets
+
+    def https_open(self, req: Any) -> Any:
+        return self.do_open(
+            _tracked(http.client.HTTPSConnection, self.sockets),
+            req,
+            context=self._context,  # type: ignore[attr-defined]
+        )
 
 
 def _check_allowed(url: str, entries: Sequence[str], via: str | None = None) -> None:

@@ -6,6 +6,7 @@ Works with Starlette 0.26 (Debian 12) and 1.x: only ``lifespan``, ``Route``,
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -156,6 +157,7 @@ def open_service(config: Config, metrics: ServiceMetrics) -> TapService:
         waiter=waiter,
         sync_executor=executor,
         metrics=metrics,
+        sync_gate=asyncio.Semaphore(sync_slots),
     )
 
 

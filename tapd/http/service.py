@@ -9,6 +9,7 @@ connections job control needs.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import threading
 import time
@@ -50,6 +51,8 @@ class TapService:
     waiter: PhaseWaiter
     sync_executor: ThreadPoolExecutor
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
+    #: /sync slots: a request waits at most ``http.sync_slot_wait`` for one.
+    sync_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     #: /capabilities documents by base URL (built from the configuration, read at start-up)
     capabilities_documents: dict[str, bytes] = field(default_factory=dict)

@@ -11,16 +11,20 @@ document by the writer (TAP-53).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import math
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 import psycopg
 from psycopg_pool import PoolTimeout
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
+from tapd.cancellation import Cancellation
 from tapd.errors import TapdError
 from tapd.http.forms import RequestForm
 from tapd.http.jobs import request_form
@@ -29,6 +33,7 @@ from tapd.http.responses import NO_STORE
 from tapd.http.service import TapService, service_of
 from tapd.http.streaming import ClientGone, ResultPipe
 from tapd.log import get_logger
+from tapd.watchdog import watchdog
 
 log = get_logger(component="http")
 
@@ -73,7 +78,7 @@ async def sync_query(request: Request) -> Response:
 
 
 async def _run(request: Request, service: TapService, form: RequestForm) -> Response:
-    from tapd.runner import resolve_format, run_sync, tap_request
+    from tapd.runner import resolve_format, tap_request
 
     config = service.config
     try:
@@ -84,8 +89,39 @@ async def _run(request: Request, service: TapService, form: RequestForm) -> Resp
         return error_response(exc.message, 400)
     if tap.run_id is not None:  # RUNID is kept in the logs (DALI 3.4.6)
         log.info("http.sync_query", run_id=tap.run_id)
+    slot_wait = float(config.sync_slot_wait)
+    try:
+        await asyncio.wait_for(service.sync_gate.acquire(), slot_wait)
+    except TimeoutError:
+        form.discard_files()
+        log.info("http.sync_busy", waited_s=slot_wait)
+        return busy_response(int(config.sync_slots), slot_wait)
+    try:
+        return await _run_in_slot(request, service, form, tap, media_type)
+    except BaseException:
+        service.sync_gate.release()  # the worker never started
+        raise
+
+
+async def _run_in_slot(
+    request: Request, service: TapService, form: RequestForm, tap: Any, media_type: str
+) -> Response:
+    """Run the query in a worker thread holding the slot (released when the worker ends).
+
+    One ``Cancellation`` stops the work, whatever it is doing (fetching a URL
+    upload, waiting for the database, writing): the client leaving, the time
+    limit of the whole response passing, or the response ending otherwise.
+    """
+    from tapd.runner import run_sync
+
+    config = service.config
     loop = asyncio.get_running_loop()
     pipe = ResultPipe(loop)
+    cancellation = Cancellation()
+    limit = float(config.sync_execution_duration) + RESPONSE_GRACE
+    deadline = loop.time() + limit
+    # Backstop: run_sync's own limit ends the query; this ends everything else too.
+    alarm = watchdog().arm(limit, lambda: cancellation.cancel("the sync time limit passed"))
 
     def resolve_part(name: str) -> Path:
         from tapd.uploads import UploadError
@@ -101,7 +137,13 @@ async def _run(request: Request, service: TapService, form: RequestForm) -> Resp
                 try:
                     catalog = service.catalog(conn)
                     run_sync(
-                        conn, tap, out, config=config, catalog=catalog, resolve_part=resolve_part
+                        conn,
+                        tap,
+                        out,
+                        config=config,
+                        catalog=catalog,
+                        resolve_part=resolve_part,
+                        cancellation=cancellation,
                     )
                     return
                 except psycopg.OperationalError:
@@ -115,18 +157,30 @@ async def _run(request: Request, service: TapService, form: RequestForm) -> Resp
     def work() -> None:
         error: BaseException | None = None
         try:
-            if pipe.cancelled:
-                return
-            with service.metrics.sync_seconds.time():
+            with cancellation.on_cancel(pipe.cancel), service.metrics.sync_seconds.time():
+                cancellation.check()
                 run_with_retry(cast(BinaryIO, pipe))  # duck-typed: write/flush/tell/closed
         except BaseException as exc:  # handed to the event loop, which answers or logs it
             error = exc
         finally:
+            alarm.disarm()
             form.discard_files()
             pipe.finish(error)
+            loop.call_soon_threadsafe(service.sync_gate.release)
 
     loop.run_in_executor(service.sync_executor, work)
-    chunk, error = await pipe.first()
+    first = asyncio.ensure_future(pipe.first())
+    gone = asyncio.ensure_future(client_gone(request.receive))
+    try:
+        await asyncio.wait({first, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if not first.done():  # the client left before any output: stop the work now
+        first.cancel()
+        await stop(cancellation, "the client disconnected")
+        log.info("http.sync_client_gone", before_output=True)
+        return Response(b"", status_code=499)
+    chunk, error = first.result()
     if chunk is None:
         if error is not None:
             status, message = _failure(error)
@@ -149,7 +203,86 @@ async def _run(request: Request, service: TapService, form: RequestForm) -> Resp
 
     # The Content-Type exactly as the client named the format (TAP-13): set as a
     # header, Starlette would otherwise append a charset to text/* types.
-    return StreamingResponse(body(chunk), headers={"Content-Type": media_type, **NO_STORE})
+    return BoundedStreamingResponse(
+        body(chunk),
+        headers={"Content-Type": media_type, **NO_STORE},
+        deadline=deadline,
+        cancellation=cancellation,
+    )
+
+
+#: Seconds the whole response may take beyond the query's own limit (the last chunks).
+RESPONSE_GRACE = 1.0
+
+
+def busy_response(slots: int, waited: float) -> Response:
+    """503 when no slot came free in time: the client should retry (or use /async)."""
+    retry = max(1, math.ceil(waited))
+    response = error_response(
+        f"the service is busy: all {slots} synchronous query slots stayed taken for"
+        f" {waited:g} s; try again in a few seconds, or submit an asynchronous job (/async)",
+        503,
+    )
+    response.headers["Retry-After"] = str(retry)
+    return response
+
+
+async def client_gone(receive: Receive) -> None:
+    """Returns when the client disconnects (the request body has been read already)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def stop(cancellation: Cancellation, reason: str) -> None:
+    """Cancel the request's work (a backend cancel is a short blocking call: in a thread)."""
+    if not cancellation.cancelled:
+        await asyncio.get_running_loop().run_in_executor(None, cancellation.cancel, reason)
+
+
+class BoundedStreamingResponse(StreamingResponse):
+    """A streamed result that ends by the sync time limit, however slowly the client reads,
+    and that stops the query whenever it ends early (client gone, limit passed)."""
+
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        *,
+        headers: dict[str, str],
+        deadline: float,
+        cancellation: Cancellation,
+    ) -> None:
+        super().__init__(content, headers=headers)
+        self.deadline = deadline
+        self.cancellation = cancellation
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        streaming = asyncio.ensure_future(super().__call__(scope, receive, send))
+        gone = asyncio.ensure_future(client_gone(receive))
+        try:
+            done, _ = await asyncio.wait(
+                {streaming, gone},
+                timeout=max(0.0, self.deadline - loop.time()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if streaming in done:
+                streaming.result()
+                return
+            # Cut: the client left, or the time limit passed with the result still going
+            # out. Returning without ending the body makes the server drop the connection,
+            # so the client sees a cut answer, not a complete-looking one.
+            log.info(
+                "http.sync_cut",
+                reason="client disconnected" if gone in done else "sync time limit",
+            )
+        finally:
+            for task in (streaming, gone):
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                await streaming
+            await stop(self.cancellation, "the response ended")
 
 
 def _log_late_failure(error: BaseException) -> None:
