@@ -69,6 +69,23 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "connection string for user queries; empty: dsn plus SET ROLE query_role",
     ),
+    Setting(
+        "database",
+        "connect_timeout",
+        float,
+        10.0,
+        "seconds to wait for the database server when opening a connection (per host)",
+        minimum=1,
+    ),
+    Setting(
+        "database",
+        "keepalive_timeout",
+        float,
+        15.0,
+        "seconds after which a TCP connection whose server stopped answering counts as"
+        " dead (TCP keepalives, tcp_user_timeout); keep it below systemd's WatchdogSec",
+        minimum=2,
+    ),
     # [runner]
     Setting(
         "runner",

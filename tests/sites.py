@@ -178,9 +178,11 @@ class DaemonProcess:
 
     _count = 0
 
-    def __init__(self, site: Site, **env: str) -> None:
+    def __init__(self, site: Site, prefix: tuple[str, ...] = (), **env: str) -> None:
+        """``prefix``: a command to run the daemon under (e.g. ``ip netns exec NS``)."""
         DaemonProcess._count += 1
         self.site = site
+        self.prefix = prefix
         self.name = f"daemon-{DaemonProcess._count}"
         self.notify_path = site.root / f"{self.name}.notify"
         self.log_path = site.root / f"{self.name}.log"
@@ -202,7 +204,11 @@ class DaemonProcess:
         env = self.site.env(NOTIFY_SOCKET=str(self.notify_path), **self.extra_env)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tapd", "--config", str(self.site.config_path), "run"],
+                [
+                    *self.prefix,
+                    sys.executable,
+                    *("-m", "tapd", "--config", str(self.site.config_path), "run"),
+                ],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

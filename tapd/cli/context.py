@@ -49,6 +49,6 @@ def cli_logger(config: Config) -> Any:
 
 def store_connection(config: Config, *, application_name: str = "tapd") -> psycopg.Connection[Any]:
     """An autocommit connection to the configured database (one clear line if impossible)."""
-    from tapd.store.connection import connect
+    from tapd.store.connection import LinkTimeouts, connect
 
-    return connect(config.dsn, application_name=application_name)
+    return connect(config.dsn, application_name=application_name, timeouts=LinkTimeouts.of(config))

@@ -59,7 +59,7 @@ from tapd.runner import (
     run_job,
 )
 from tapd.store import JobStore, job_application_name
-from tapd.store.connection import connect, connect_direct, one_line
+from tapd.store.connection import LinkTimeouts, connect, connect_direct, one_line
 from tapd.store.jobs import Job
 from tapd.store.phases import JobPhase
 
@@ -211,11 +211,14 @@ class _Sessions:
 
     @classmethod
     def open(cls, config: Config, application_name: str) -> _Sessions:
-        conn = connect_direct(config.dsn, application_name=application_name)
+        timeouts = LinkTimeouts.of(config)
+        conn = connect_direct(config.dsn, application_name=application_name, timeouts=timeouts)
         if not config.query_dsn:
             return cls(conn, conn, config.query_role)
         try:
-            query_conn = connect_direct(config.query_dsn, application_name=application_name)
+            query_conn = connect_direct(
+                config.query_dsn, application_name=application_name, timeouts=timeouts
+            )
         except BaseException:
             conn.close()
             raise
@@ -365,7 +368,9 @@ def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions)
             sessions.query_conn.close()
         conn = sessions.conn
         if conn is None or conn.closed or conn.broken:
-            conn = connect(config.dsn, application_name=application_name)
+            conn = connect(
+                config.dsn, application_name=application_name, timeouts=LinkTimeouts.of(config)
+            )
         ended = JobStore(conn, config.schema).finish_job(
             job_id,
             spec.instance,

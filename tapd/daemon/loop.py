@@ -63,7 +63,7 @@ from tapd.store import (
     queue_channel,
     require_current_schema,
 )
-from tapd.store.connection import connect, dsn_parameters, one_line
+from tapd.store.connection import LinkTimeouts, connect, dsn_parameters, one_line
 from tapd.store.faults import Action, CannotConnect, DatabaseFault, database_fault
 from tapd.store.jobdir import check_jobs_dir, remove_job_dir, remove_orphaned_spool_files
 
@@ -303,7 +303,11 @@ class RunnerDaemon:
     # -- the database connection ---------------------------------------------
 
     def _connect(self) -> None:
-        conn = connect(self.config.dsn, application_name=f"tapd runner {self.host}")
+        conn = connect(
+            self.config.dsn,
+            application_name=f"tapd runner {self.host}",
+            timeouts=LinkTimeouts.of(self.config),
+        )
         try:
             conn.execute(SESSION_SETTINGS)
             require_current_schema(conn, self.config.schema)

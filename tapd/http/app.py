@@ -41,7 +41,7 @@ from tapd.store import (
     phase_channel,
     require_current_schema,
 )
-from tapd.store.connection import connect
+from tapd.store.connection import LinkTimeouts, connect, link_parameters
 
 log = get_logger(component="http")
 
@@ -137,15 +137,18 @@ def create_app(config: Config, metrics: ServiceMetrics | None = None) -> Starlet
 
 def open_service(config: Config, metrics: ServiceMetrics) -> TapService:
     """Pools (bounded) and the WAIT listener for ``config``; the schema must be current."""
-    with connect(config.dsn, application_name="tapd http") as conn:
+    timeouts = LinkTimeouts.of(config)
+    with connect(config.dsn, application_name="tapd http", timeouts=timeouts) as conn:
         require_current_schema(conn, config.schema)
     sync_slots = int(config.sync_slots)
     control_size = max(2, int(config.pool_size) - sync_slots)
-    pool = _pool(config.dsn, control_size, "tapd http")
-    sync_pool = _pool(config.dsn, sync_slots, "tapd http sync")
+    bounds = link_parameters(config.dsn, timeouts)
+    pool = _pool(config.dsn, control_size, "tapd http", bounds)
+    sync_pool = _pool(config.dsn, sync_slots, "tapd http sync", bounds)
     waiter = PhaseWaiter(
         config.dsn,
         phase_channel(config.schema),
+        bounds=bounds,
         on_change=metrics.observe_phase_change,
         on_reconnect=metrics.reconnects.inc,
     )
@@ -173,12 +176,14 @@ def read_store_figures(service: TapService) -> StoreFigures:
         )
 
 
-def _pool(dsn: str, size: int, name: str) -> ConnectionPool:
+def _pool(dsn: str, size: int, name: str, bounds: dict[str, str]) -> ConnectionPool:
+    """A pool whose connections give up on a silent server (``bounds``: libpq
+    time-bound parameters, ``tapd.store.connection.link_parameters``)."""
     pool = ConnectionPool(
         dsn,
         min_size=1,
         max_size=size,
-        kwargs={"autocommit": True, "application_name": name},
+        kwargs={"autocommit": True, "application_name": name, **bounds},
         timeout=10.0,
         open=False,
         name=name,

@@ -18,7 +18,7 @@ from tapd.http.app import asgi_app
 from tapd.http.service import normalise_base_path
 from tapd.log import get_logger
 from tapd.store import require_current_schema
-from tapd.store.connection import connect
+from tapd.store.connection import LinkTimeouts, connect
 from tapd.url_allow import UrlRefused, parse_allow_list
 
 log = get_logger(component="http")
@@ -26,7 +26,8 @@ log = get_logger(component="http")
 
 def check_database(config: Config) -> None:
     """Refuse to start (one line, ``TapdError``) without a reachable, current job store."""
-    with connect(config.dsn, application_name="tapd http") as conn:
+    timeouts = LinkTimeouts.of(config)
+    with connect(config.dsn, application_name="tapd http", timeouts=timeouts) as conn:
         require_current_schema(conn, config.schema)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import psycopg
@@ -36,6 +36,7 @@ class PhaseWaiter:
         dsn: str,
         channel: str,
         *,
+        bounds: Mapping[str, str] | None = None,
         on_change: Callable[[dict[str, Any]], None] | None = None,
         on_reconnect: Callable[[], None] | None = None,
     ) -> None:
@@ -43,6 +44,9 @@ class PhaseWaiter:
         ``on_reconnect`` is called when LISTEN is active again after a loss."""
         self.dsn = dsn
         self.channel = channel
+        # libpq time bounds: an idle LISTEN connection to a vanished server is
+        # found dead by TCP keepalives (``tapd.store.connection.link_parameters``).
+        self.bounds: dict[str, Any] = dict(bounds or {})
         self.on_change = on_change
         self.on_reconnect = on_reconnect
         self._lost = False
@@ -96,7 +100,9 @@ class PhaseWaiter:
         backoff = 0.1
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+                conn = await psycopg.AsyncConnection.connect(
+                    self.dsn, autocommit=True, **self.bounds
+                )
             except psycopg.OperationalError as exc:
                 log.warning("http.listen_failed", error=str(exc).strip(), retry_in=backoff)
                 await asyncio.sleep(backoff)

@@ -78,6 +78,16 @@ def test_stop_timeout_outlasts_the_default_shutdown_grace() -> None:
     assert re.search(r"^KillMode=mixed$", unit, re.M)
 
 
+def test_watchdog_outlasts_the_default_waits_for_a_silent_database() -> None:
+    """The daemon's loop waits up to connect_timeout (a reconnect) or
+    keepalive_timeout (a half-open connection) before it notices by itself."""
+    unit = (REPO / "systemd" / "tapd.service").read_text()
+    watchdog = int(re.search(r"^WatchdogSec=(\d+)s?$", unit, re.M).group(1))  # type: ignore[union-attr]
+    defaults = {s.name: s.default for s in SETTINGS}
+    assert watchdog > defaults["connect_timeout"] + 2
+    assert watchdog > defaults["keepalive_timeout"] + 2
+
+
 def test_units_run_the_installed_command_as_tapd() -> None:
     for name, command in (("tapd.service", "run"), ("tapd-http.service", "serve")):
         unit = (REPO / "systemd" / name).read_text()
