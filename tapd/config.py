@@ -22,7 +22,8 @@ DEFAULT_CONFIG_FILE = Path("/etc/tapd/tapd.toml")
 
 #: TAPD_* environment variables that are not settings (TAPD_ADQL_CASES: where the test
 #: suite finds the IVOA conformance cases; CI exports it for every process it starts;
-#: TAPD_SKIP_SYSTEM_TEST: scripts/test leaves out the system test).
+#: TAPD_SKIP_SYSTEM_TEST, TAPD_SKIP_FLEET_TEST: scripts/test leaves out the system or
+#: the fleet test; TAPD_FLEET_KEEP: the fleet test keeps its logs).
 NON_SETTING_VARIABLES = frozenset(
     {
         "TAPD_CONFIG",
@@ -30,6 +31,8 @@ NON_SETTING_VARIABLES = frozenset(
         "TAPD_JOURNAL_SOCKET",
         "TAPD_ADQL_CASES",
         "TAPD_SKIP_SYSTEM_TEST",
+        "TAPD_SKIP_FLEET_TEST",
+        "TAPD_FLEET_KEEP",
     }
 )
 
@@ -323,6 +326,23 @@ SETTINGS: tuple[Setting, ...] = (
         "which anonymous jobs the job list shows an anonymous caller: those from its own"
         " client address, or all anonymous jobs",
         choices=("own", "all"),
+    ),
+    Setting(
+        "http",
+        "internal_url",
+        str,
+        "",
+        "URL at which the other hosts of a fleet reach this host's service (for job files"
+        " in its jobs directory), e.g. http://10.0.0.11:8080/tap; empty: a single host",
+    ),
+    Setting(
+        "http",
+        "internal_timeout",
+        float,
+        10.0,
+        "seconds to wait for another host of the fleet (to connect, and for each read)"
+        " when relaying job files it holds",
+        minimum=0.1,
     ),
     Setting(
         "http",

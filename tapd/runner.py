@@ -343,28 +343,37 @@ def run_job(
     config: Config,
     catalog: Any | None = None,
     deadline: float | None = None,
+    fetch_part: Callable[[str, Path], object] | None = None,
 ) -> JobOutcome:
     """Run ``job`` and say how it ended; writes the result or the error document
     into the job directory. ``deadline`` (``time.monotonic()``) bounds the
-    statement_timeout. Raises ``JobInterrupted`` (from signal handlers) and
-    ``DatabaseLost``; every other failure becomes an ERROR outcome."""
+    statement_timeout. ``fetch_part(part, path)`` brings an inline upload that
+    is not in this host's job directory (stored by another host) to ``path``.
+    Raises ``JobInterrupted`` (from signal handlers) and ``DatabaseLost``;
+    every other failure becomes an ERROR outcome."""
     jobs_dir = config.jobs_path
     job_dir = ensure_job_dir(jobs_dir, job.job_id)
+
+    def resolve_part(part: str) -> Path:
+        from tapd.uploads import part_path
+
+        path = part_path(job_dir, part)
+        if fetch_part is not None and not path.exists():
+            path.parent.mkdir(mode=0o750, exist_ok=True)
+            fetch_part(part, path)
+        return path
+
     infos: list[tuple[str, str]] = []
     started = time.monotonic()
     try:
         request = tap_request(job.parameters, config)
         infos = query_infos(request)
         fmt = resolve_format(request.format_name)
-        from tapd.uploads import part_path
-
         prelude = session.prelude
         if request.uploads and prelude:
             session.conn.execute(prelude)  # before the uploads, which may take a while
             prelude = ""
-        uploads = load_request_uploads(
-            session.conn, request, config, lambda part: part_path(job_dir, part), session.role
-        )
+        uploads = load_request_uploads(session.conn, request, config, resolve_part, session.role)
         translation = translate_with_fresh_catalog(request, catalog, config, session.conn, uploads)
         timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
         with deferred_query_transaction(

@@ -39,7 +39,9 @@ import signal
 import struct
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -49,6 +51,7 @@ from psycopg import sql
 from tapd.config import Config
 from tapd.errors import DatabaseUnavailable, TapdError
 from tapd.log import get_logger
+from tapd.peers import copy_remote_file, host_name, locate
 from tapd.runner import (
     DatabaseLost,
     JobInterrupted,
@@ -60,6 +63,7 @@ from tapd.runner import (
 )
 from tapd.store import JobStore, job_application_name
 from tapd.store.connection import LinkTimeouts, connect, connect_direct, one_line
+from tapd.store.jobdir import UPLOADS_DIR
 from tapd.store.jobs import Job
 from tapd.store.phases import JobPhase
 
@@ -347,6 +351,7 @@ def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions)
             config=config,
             catalog=spec.catalog,
             deadline=assignment.deadline,
+            fetch_part=_upload_fetcher(job, sessions.conn, config),
         )
     except JobInterrupted as exc:
         _cancel_and_close(sessions.query_conn)
@@ -384,6 +389,29 @@ def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions)
         return EXIT_DATABASE_LOST
     _log_outcome(job_id, outcome, ended, started)
     return EXIT_DONE
+
+
+def _upload_fetcher(
+    job: Job, conn: psycopg.Connection[Any], config: Config
+) -> Callable[[str, Path], bool] | None:
+    """How to bring the job's inline uploads here when another host received them."""
+    host = job.upload_host
+    if host is None or host == host_name():
+        return None
+    what = f"an uploaded table of job {job.job_id}"
+
+    def fetch(part: str, path: Path) -> bool:
+        address = locate(JobStore(conn, config.schema), host, what)
+        return copy_remote_file(
+            address,
+            job.job_id,
+            f"{UPLOADS_DIR}/{part}",
+            path,
+            timeout=float(config.internal_timeout),
+            what=what,
+        )
+
+    return fetch
 
 
 def _naming_statement(conn: psycopg.Connection[Any], application_name: str) -> str:

@@ -46,15 +46,11 @@ from tapd.daemon.child import (
     run_spare,
 )
 from tapd.daemon.health import Backoff, Health, Operation
-from tapd.daemon.recovery import (
-    MAX_ATTEMPTS,
-    boot_id,
-    host_name,
-    reconcile_runners,
-)
+from tapd.daemon.recovery import MAX_ATTEMPTS, boot_id, reconcile_runners
 from tapd.daemon.systemd import SystemdNotifier
 from tapd.errors import DatabaseUnavailable, TapdError
 from tapd.log import get_logger
+from tapd.peers import host_name
 from tapd.store import (
     ErrorSummary,
     JobPhase,
@@ -65,7 +61,13 @@ from tapd.store import (
 )
 from tapd.store.connection import LinkTimeouts, connect, dsn_parameters, one_line
 from tapd.store.faults import Action, CannotConnect, DatabaseFault, database_fault
-from tapd.store.jobdir import check_jobs_dir, remove_job_dir, remove_orphaned_spool_files
+from tapd.store.jobdir import (
+    ORPHAN_DIR_GRACE,
+    check_jobs_dir,
+    remove_job_dir,
+    remove_orphaned_spool_files,
+    stale_job_dirs,
+)
 
 log = get_logger()
 
@@ -94,6 +96,9 @@ CATALOG_REFRESH = 30.0
 SESSION_SETTINGS = (
     "SELECT set_config('lock_timeout', '2s', false), set_config('statement_timeout', '10s', false)"
 )
+#: Every this many destruction sweeps (and at the first), look for job
+#: directories whose job is gone.
+ORPHAN_SWEEPS = 10
 
 
 @dataclass
@@ -207,6 +212,7 @@ class RunnerDaemon:
         self.health = Health(Backoff(cap=config.retry_backoff_max))
         self.queued = 0
         self.reconnects = 0  # reported in the heartbeat (metrics, tapd status)
+        self.sweeps = 0
         self._signals: list[int] = []
         self._selector = selectors.DefaultSelector()
         self._wakeup_r, self._wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -595,6 +601,22 @@ class RunnerDaemon:
             log.info("job.destroyed", job_id=job_id)
         for path in remove_orphaned_spool_files(self.config.jobs_path):
             log.info("daemon.orphan_removed", path=str(path))
+        self.sweeps += 1
+        if self.sweeps % ORPHAN_SWEEPS == 1:
+            self._remove_orphaned_dirs()
+
+    def _remove_orphaned_dirs(self) -> None:
+        """Remove directories of jobs that no longer exist: destroyed or deleted
+        by another host of a fleet, or by one that could not reach this host."""
+        assert self.store is not None
+        stale = stale_job_dirs(self.config.jobs_path, time.time() - ORPHAN_DIR_GRACE)
+        for start in range(0, len(stale), 1000):
+            batch = stale[start : start + 1000]
+            existing = self.store.existing_jobs(batch)
+            for job_id in batch:
+                if job_id not in existing:
+                    remove_job_dir(self.config.jobs_path, job_id)
+                    log.info("job.files_removed", job_id=job_id, reason="the job no longer exists")
 
     def _warm_up(self) -> None:
         warm_up_for_children()

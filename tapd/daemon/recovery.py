@@ -14,7 +14,6 @@ Three disagreements are settled, at start-up and periodically:
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -29,10 +28,6 @@ MAX_ATTEMPTS = 3
 ORPHAN_MESSAGE = (
     "The runner daemon running this job stopped unexpectedly; the job was stopped. Submit it again."
 )
-
-
-def host_name() -> str:
-    return socket.gethostname()
 
 
 def boot_id(path: Path = Path("/proc/sys/kernel/random/boot_id")) -> str:

@@ -23,7 +23,7 @@ from starlette.routing import Match, Route
 
 from tapd.config import Config
 from tapd.errors import DatabaseUnavailable, TapdError
-from tapd.http import jobs, metadata, sync
+from tapd.http import fleet, jobs, metadata, sync
 from tapd.http.forms import RemoveSpooledFiles
 from tapd.http.headers import ServiceHeaders, allowed_methods
 from tapd.http.metrics import ServiceMetrics, StoreFigures, start_metrics_server
@@ -33,6 +33,7 @@ from tapd.http.responses import problem
 from tapd.http.service import TapService, normalise_base_path
 from tapd.http.waiting import PhaseWaiter
 from tapd.log import get_logger
+from tapd.peers import HostUnreachable
 from tapd.store import (
     JobNotFound,
     JobStore,
@@ -82,6 +83,8 @@ def routes(base: str) -> list[Route]:
         Route(f"{base}/availability", metadata.availability, methods=["GET"]),
         Route(f"{base}/tables", metadata.tables, methods=["GET"]),
         Route(f"{base}/tables/{{table_name}}", metadata.table, methods=["GET"]),
+        Route(f"{base}/fleet/jobs/{{job}}/{{name:path}}", fleet.get_job_file, methods=["GET"]),
+        Route(f"{base}/fleet/jobs/{{job}}", fleet.delete_job_dir, methods=["DELETE"]),
     ]
 
 
@@ -96,6 +99,11 @@ def create_app(config: Config, metrics: ServiceMetrics | None = None) -> Starlet
         app.state.service = service
         metrics.add_store_collector(lambda: read_store_figures(service))
         await service.waiter.start()
+        if config.internal_url:
+            await service.store(
+                lambda s: s.advertise_host(service.host, config.internal_url, service.token)
+            )
+            log.info("http.advertised", host=service.host, internal_url=config.internal_url)
         metrics_server = start_metrics_server(config.listen, config.path, metrics.registry)
         log.info(
             "http.started",
@@ -277,6 +285,9 @@ async def _tapd_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, PhaseConflict | QuotaExceeded):
         return problem(exc.message, 403)
     if isinstance(exc, DatabaseUnavailable):
+        return problem(exc.message, 503)
+    if isinstance(exc, HostUnreachable):
+        log.warning("http.host_unreachable", host=exc.host, error=exc.message)
         return problem(exc.message, 503)
     return problem(exc.message, 400)
 

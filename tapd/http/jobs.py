@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from tapd.http import responses, uws
 from tapd.http.callers import job_address, listing_filter, quota_for
@@ -34,6 +35,13 @@ from tapd.http.service import DELETE_REDIRECT_LAST, TapService, service_of
 from tapd.http.waiting import wait_for_phase_change
 from tapd.http.xmltext import utc_timestamp
 from tapd.log import get_logger
+from tapd.peers import (
+    HostUnreachable,
+    RemoteFile,
+    copy_remote_file,
+    delete_remote_job_dir,
+    locate,
+)
 from tapd.store import Job, JobPhase, JobStore, PhaseConflict, new_job_id
 from tapd.store.jobdir import (
     ERROR_DOCUMENT,
@@ -49,6 +57,8 @@ log = get_logger(component="http")
 
 #: Media type of uploaded tables served back (TAP 1.1 §2.7.6: uploads are VOTables).
 UPLOAD_TYPE = "application/x-votable+xml"
+#: Media type of error documents (DALI 4.2).
+ERROR_TYPE = "application/x-votable+xml"
 
 #: UWS control parameters: acted upon, never stored as job parameters (UWS-35).
 CONTROL_PARAMETERS = frozenset({"PHASE", "EXECUTIONDURATION", "DESTRUCTION", "ACTION"})
@@ -191,6 +201,7 @@ async def create_job(request: Request) -> Response:
                 job_id=job_id,
                 client_address=job_address(caller),
                 quota=quota,
+                upload_host=service.host if form.parts else None,
             )
         )
     except BaseException:
@@ -252,10 +263,25 @@ async def delete_job(request: Request) -> Response:
 
 
 async def _delete(request: Request, service: TapService, job_id: str) -> Response:
-    await service.store(lambda s: s.delete_job(job_id))
+    job = await service.store(lambda s: s.delete_job(job_id))
     remove_job_dir(service.jobs_dir, job_id)
+    for host in {job.runner_host, job.upload_host} - {None, service.host}:
+        assert host is not None
+        await _delete_files_on(service, host, job_id)
     log.info("job.deleted", job_id=job_id)
     return responses.see_other(f"{service.base_url(request)}/async?LAST={DELETE_REDIRECT_LAST}")
+
+
+async def _delete_files_on(service: TapService, host: str, job_id: str) -> None:
+    """Ask ``host`` to remove the files it holds for a deleted job; if it cannot
+    be asked now, its own sweep removes them later (their job is gone)."""
+    what = f"the directory of job {job_id}"
+    timeout = float(service.config.internal_timeout)
+    try:
+        address = await service.store(lambda s: locate(s, host, what))
+        await run_in_threadpool(lambda: delete_remote_job_dir(address, job_id, timeout=timeout))
+    except HostUnreachable as exc:
+        log.warning("job.files_left", job_id=job_id, host=host, error=exc.message)
 
 
 async def get_phase(request: Request) -> Response:
@@ -342,12 +368,19 @@ async def get_parameter(request: Request) -> Response:
     service = service_of(request)
     job = await _job(request)
     part = request.path_params["name"]
-    path = service.jobs_dir / job.job_id / UPLOADS_DIR / part
     missing = f"job {job.job_id} has no uploaded parameter {part!r}"
     if part not in uws.uploaded_parts(job.parameters):
         raise NotFound(missing)
-    return responses.file_response(
-        path, media_type=UPLOAD_TYPE, missing=missing, headers=responses.NO_CACHE
+    what = f"the uploaded table {part!r} of job {job.job_id}"
+    return await job_file(
+        service,
+        job,
+        f"{UPLOADS_DIR}/{part}",
+        job.upload_host,
+        media_type=UPLOAD_TYPE,
+        headers=responses.NO_CACHE,
+        missing=missing,
+        what=what,
     )
 
 
@@ -363,6 +396,8 @@ async def post_parameters(request: Request) -> Response:
             raise PhaseConflict(
                 f"job {job_id} is {job.phase}: its parameters can only change while PENDING"
             )
+        if form.parts and job.upload_host not in (None, service.host):
+            await _gather_uploads(service, job, ensure_job_dir(service.jobs_dir, job_id))
         await service.store(lambda s: _change_pending_job(s, service, job_id, job_request))
         if job_request.run:
             await service.store(lambda s: s.queue_job(job_id))
@@ -383,8 +418,10 @@ def _change_pending_job(
         with store.pending_job_locked(job_id) as job:
             if change.form.parts:
                 stored = change.store_parts(ensure_job_dir(service.jobs_dir, job_id))
-            if change.parameters:
-                store.set_parameters(job_id, change.parameters)
+            if change.parameters or change.form.parts:
+                # This host now holds all of the job's inline uploads.
+                upload_host = service.host if change.form.parts else None
+                store.set_parameters(job_id, change.parameters, upload_host=upload_host)
             if change.execution_duration is not None:
                 seconds = execution_duration_for(change.execution_duration, config)
                 store.set_execution_duration(job_id, seconds)
@@ -395,6 +432,24 @@ def _change_pending_job(
         stored.undo()
         raise
     stored.keep()
+
+
+async def _gather_uploads(service: TapService, job: Job, job_dir: Path) -> None:
+    """Copy the job's earlier uploads from the host that received them, so that
+    this host, receiving more, holds them all."""
+    assert job.upload_host is not None
+    host = job.upload_host
+    timeout = float(service.config.internal_timeout)
+    what = f"an uploaded table of job {job.job_id}"
+    address = await service.store(lambda s: locate(s, host, what))
+    (job_dir / UPLOADS_DIR).mkdir(mode=0o750, exist_ok=True)
+    for part in uws.uploaded_parts(job.parameters):
+        name = f"{UPLOADS_DIR}/{part}"
+        target = job_dir / name
+        if not target.exists():
+            await run_in_threadpool(
+                copy_remote_file, address, job.job_id, name, target, timeout=timeout, what=what
+            )
 
 
 async def get_results(request: Request) -> Response:
@@ -411,15 +466,21 @@ async def get_result(request: Request) -> Response:
     entry = job.result(result_id)
     if entry is None:
         raise NotFound(f"job {job.job_id} has no result {result_id!r} (it is {job.phase})")
-    path = service.jobs_dir / job.job_id / entry.filename
     missing = f"the result file of job {job.job_id} is gone"
     if Path(entry.filename).name != entry.filename:
         raise NotFound(missing)
     # The media type as recorded (the name the client used), set as a header so that
     # Starlette adds no charset to text/* types.
     headers = {**responses.NO_CACHE, "Content-Type": entry.mime_type}
-    return responses.file_response(
-        path, media_type=entry.mime_type, missing=missing, headers=headers
+    return await job_file(
+        service,
+        job,
+        entry.filename,
+        job.runner_host,
+        media_type=entry.mime_type,
+        headers=headers,
+        missing=missing,
+        what=f"the result of job {job.job_id}",
     )
 
 
@@ -429,16 +490,74 @@ async def get_error(request: Request) -> Response:
     job = await _job(request)
     if job.phase not in (JobPhase.ERROR, JobPhase.ABORTED) or job.error is None:
         raise NotFound(f"job {job.job_id} has no error (it is {job.phase})")
-    path = service.jobs_dir / job.job_id / ERROR_DOCUMENT
-    with contextlib.suppress(NotFound):  # no document (or gone meanwhile): the row's message
-        return responses.file_response(
-            path, media_type="application/x-votable+xml", missing="", headers=responses.NO_CACHE
+    # The runner's document (with the query's INFOs) when it wrote one, else the summary.
+    holder = job.runner_host if job.error.has_detail else None
+    try:
+        return await job_file(
+            service,
+            job,
+            ERROR_DOCUMENT,
+            holder,
+            media_type=ERROR_TYPE,
+            headers=responses.NO_CACHE,
+            missing="",
+            what=f"the error document of job {job.job_id}",
         )
+    except NotFound:  # no document (or gone meanwhile): the row's message
+        pass
+    except HostUnreachable as exc:  # the summary alone still says what went wrong
+        log.warning("http.error_document_unreachable", job_id=job.job_id, error=exc.message)
     return Response(
         error_votable(job.error.message),
         media_type="application/x-votable+xml",
         headers=responses.NO_CACHE,
     )
+
+
+async def job_file(
+    service: TapService,
+    job: Job,
+    name: str,
+    holder: str | None,
+    *,
+    media_type: str,
+    headers: dict[str, str],
+    missing: str,
+    what: str,
+) -> Response:
+    """File ``name`` of the job's directory: from this host's jobs directory when
+    it is there (the host that wrote it, or a shared directory), else streamed
+    from ``holder``, the host whose jobs directory holds it; ``NotFound(missing)``
+    if neither has it, ``HostUnreachable`` (503, naming the host) if ``holder``
+    cannot be asked."""
+    path = service.jobs_dir / job.job_id / name
+    try:
+        return responses.file_response(
+            path, media_type=media_type, missing=missing, headers=headers
+        )
+    except NotFound:
+        if holder is None or holder == service.host:
+            raise
+    remote = await service.remote_file(job, holder, name, what)
+    if remote is None:
+        raise NotFound(missing)
+    if remote.length is not None:
+        headers = {**headers, "Content-Length": remote.length}
+    return StreamingResponse(_relay(remote), media_type=media_type, headers=headers)
+
+
+async def _relay(remote: RemoteFile) -> AsyncIterator[bytes]:
+    """The body of another host's answer, chunk by chunk. If that host falls
+    silent midway the error propagates, so the client's connection is cut
+    rather than its download looking complete."""
+    try:
+        while chunk := await run_in_threadpool(remote.read):
+            yield chunk
+    except HostUnreachable as exc:
+        log.warning("http.relay_broken", host=remote.host, error=exc.message)
+        raise
+    finally:
+        remote.close()
 
 
 def error_votable(message: str, infos: Sequence[tuple[str, str]] = ()) -> bytes:

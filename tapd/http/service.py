@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from tapd.http.callers import Caller
 from tapd.http.metrics import ServiceMetrics
 from tapd.http.problems import Forbidden, NotFound
 from tapd.http.waiting import PhaseWaiter
+from tapd.peers import RemoteFile, host_name, locate, new_token, open_remote_file
 from tapd.store import Job, JobStore
 from tapd.store.jobdir import is_valid_job_id
 
@@ -54,6 +56,10 @@ class TapService:
     #: /sync slots: a request waits at most ``http.sync_slot_wait`` for one.
     sync_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    #: this host's name (job rows name the host holding their files) and the
+    #: token other hosts present when they ask for files here
+    host: str = field(default_factory=host_name)
+    token: str = field(default_factory=new_token)
     #: /capabilities documents by base URL (built from the configuration, read at start-up)
     capabilities_documents: dict[str, bytes] = field(default_factory=dict)
     _catalog: Any = None
@@ -101,6 +107,23 @@ class TapService:
             raise AssertionError("unreachable")
 
         return await run_in_threadpool(call)
+
+    async def remote_file(self, job: Job, host: str, name: str, what: str) -> RemoteFile | None:
+        """Start receiving job file ``name`` from ``host`` (None: it has no such
+        file); ``HostUnreachable`` (503) if that host cannot be asked."""
+        timeout = float(self.config.internal_timeout)
+        address = await self.store(lambda s: locate(s, host, what))
+        return await run_in_threadpool(
+            lambda: open_remote_file(address, job.job_id, name, timeout=timeout, what=what)
+        )
+
+    async def trusted_token(self, token: str) -> bool:
+        """Whether ``token`` is this host's (another service process on this host
+        may have advertised a newer one)."""
+        if secrets.compare_digest(token, self.token):
+            return True
+        address = await self.store(lambda s: s.host_address(self.host))
+        return address is not None and secrets.compare_digest(token, address.token)
 
     def base_url(self, request: Request) -> str:
         """Absolute URL of the TAP service: ``public_url`` or what the request reached."""

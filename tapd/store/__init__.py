@@ -33,7 +33,14 @@ _EXPORTS = {
         "QuotaExceeded",
         "SchemaVersionError",
     ),
-    "tapd.store.jobs": ("ErrorSummary", "Job", "ResultEntry", "RunnerInfo", "new_job_id"),
+    "tapd.store.jobs": (
+        "ErrorSummary",
+        "HostAddress",
+        "Job",
+        "ResultEntry",
+        "RunnerInfo",
+        "new_job_id",
+    ),
     "tapd.store.migrate": ("initialise_schema", "require_current_schema"),
     "tapd.store.phases": ("FINAL_PHASES", "JobPhase"),
 }
@@ -45,6 +52,7 @@ __all__ = [
     "FINAL_PHASES",
     "RUNNABLE_PHASES",
     "ErrorSummary",
+    "HostAddress",
     "IllegalPhaseChange",
     "Job",
     "JobNotFound",
@@ -84,7 +92,14 @@ if TYPE_CHECKING:
         QuotaExceeded,
         SchemaVersionError,
     )
-    from tapd.store.jobs import ErrorSummary, Job, ResultEntry, RunnerInfo, new_job_id
+    from tapd.store.jobs import (
+        ErrorSummary,
+        HostAddress,
+        Job,
+        ResultEntry,
+        RunnerInfo,
+        new_job_id,
+    )
     from tapd.store.migrate import initialise_schema, require_current_schema
     from tapd.store.phases import FINAL_PHASES, JobPhase
 

@@ -23,6 +23,7 @@ from tapd.store.errors import IllegalPhaseChange, JobNotFound, PhaseConflict, Qu
 from tapd.store.jobs import (
     MULTI_VALUED_PARAMETERS,
     ErrorSummary,
+    HostAddress,
     Job,
     ResultEntry,
     RunnerInfo,
@@ -114,6 +115,7 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
         queued_time=row["queued_time"],
         attempts=row["attempts"],
         client_address=row.get("client_address"),
+        upload_host=row.get("upload_host"),
     )
 
 
@@ -194,8 +196,10 @@ class JobStore:
         job_id: str | None = None,
         client_address: str | None = None,
         quota: Quota | None = None,
+        upload_host: str | None = None,
     ) -> Job:
-        """A new job, PENDING (or QUEUED with ``queue``, which wakes the runners).
+        """A new job, PENDING (or QUEUED with ``queue``, which wakes the runners);
+        ``upload_host``: the host whose jobs directory holds its inline uploads.
 
         With ``quota``, counting the quota's jobs and inserting are one step
         (``QuotaExceeded`` when it is full), whatever runs concurrently.
@@ -211,6 +215,7 @@ class JobStore:
             "execution_duration": execution_duration,
             "destruction": destruction,
             "parameters": Jsonb(params),
+            "upload_host": upload_host,
         }
         if quota is None:
             job = self._job_or_none("create_job", **values)
@@ -263,10 +268,15 @@ class JobStore:
         return [job_from_row(r) for r in rows]
 
     def set_parameters(
-        self, job_id: str, parameters: Mapping[str, str | Sequence[str]] | Iterable[tuple[str, str]]
+        self,
+        job_id: str,
+        parameters: Mapping[str, str | Sequence[str]] | Iterable[tuple[str, str]],
+        *,
+        upload_host: str | None = None,
     ) -> Job:
         """Add parameters to a PENDING job: a name given again replaces its values,
-        except UPLOAD, whose values accumulate (TAP-18, DALI 3.2)."""
+        except UPLOAD, whose values accumulate (TAP-18, DALI 3.2). ``upload_host``
+        (if given): the host that now holds all of the job's inline uploads."""
         params = normalise_parameters(parameters)
         replaced = {n: v for n, v in params.items() if n not in MULTI_VALUED_PARAMETERS}
         appended = {n: v for n, v in params.items() if n in MULTI_VALUED_PARAMETERS}
@@ -278,6 +288,7 @@ class JobStore:
             appended=Jsonb(appended),
             set_run_id=run_ids is not None,
             run_id=run_ids[-1] if run_ids else None,
+            upload_host=upload_host,
         )
         if job is None:
             current = self.get_job(job_id)
@@ -348,6 +359,23 @@ class JobStore:
         if job is None:
             raise JobNotFound(job_id)
         return job
+
+    def existing_jobs(self, job_ids: Sequence[str]) -> set[str]:
+        """The ids among ``job_ids`` that still have a job."""
+        return {r["job_id"] for r in self._rows("existing_jobs", job_ids=list(job_ids))}
+
+    # -- hosts of a fleet ---------------------------------------------------
+
+    def advertise_host(self, name: str, internal_url: str, token: str) -> None:
+        """Record where host ``name`` serves its job files to the other hosts."""
+        self._rows("advertise_host", host=name, internal_url=internal_url, token=token)
+
+    def host_address(self, name: str) -> HostAddress | None:
+        """Where host ``name`` serves its job files; None if it never said."""
+        rows = self._rows("host_address", host=name)
+        if not rows:
+            return None
+        return HostAddress(rows[0]["name"], rows[0]["internal_url"], rows[0]["token"])
 
     def phase_counts(self) -> dict[JobPhase, int]:
         """Number of jobs in each phase (phases without jobs are left out)."""

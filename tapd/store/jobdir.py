@@ -34,6 +34,12 @@ SPOOL_PREFIX = ".tmp-part-"
 #: Seconds after which a spooled part is an orphan (of a killed service) for the sweep.
 SPOOL_ORPHAN_AGE = 3600.0
 
+#: Seconds before a job directory whose job does not exist is removed: the HTTP
+#: service stores a new job's uploads in its directory just before the job's row,
+#: and a directory that old without a row belongs to a job destroyed or deleted
+#: elsewhere (by another host, or while this host was unreachable).
+ORPHAN_DIR_GRACE = 300.0
+
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -108,3 +114,23 @@ def check_jobs_dir(jobs_dir: Path) -> None:
         ) from None
     finally:
         shutil.rmtree(probe, ignore_errors=True)
+
+
+def stale_job_dirs(jobs_dir: Path, changed_before: float) -> list[str]:
+    """Job ids of the directories in ``jobs_dir`` last changed before
+    ``changed_before`` (a ``time.time()``)."""
+    found = []
+    try:
+        entries = os.scandir(jobs_dir)
+    except OSError:
+        return []
+    with entries:
+        for entry in entries:
+            if not is_valid_job_id(entry.name):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False) and entry.stat().st_mtime < changed_before:
+                    found.append(entry.name)
+            except OSError:
+                continue
+    return found

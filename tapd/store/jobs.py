@@ -69,6 +69,7 @@ class Job:
     queued_time: dt.datetime | None = None
     attempts: int = 0
     client_address: str | None = None  # anonymous jobs: the address they came from
+    upload_host: str | None = None  # whose jobs directory holds the inline uploads
 
     def parameter(self, name: str) -> str | None:
         """The single value of a parameter (case-insensitive name), or None."""
@@ -102,3 +103,12 @@ class RunnerInfo:
     def is_live(self, heartbeat_timeout: float) -> bool:
         """Alive and taking jobs: a fresh heartbeat and not stopping."""
         return self.heartbeat_age < heartbeat_timeout and not self.stopping
+
+
+@dataclass(frozen=True)
+class HostAddress:
+    """Where another host of the fleet serves the job files in its jobs directory."""
+
+    name: str
+    internal_url: str
+    token: str  # presented with every request to it

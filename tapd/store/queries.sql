@@ -8,13 +8,13 @@
 -- latest moment the job can end if it started now.
 INSERT INTO {schema}.jobs
     (job_id, run_id, owner, client_address, phase, execution_duration, destruction, quote,
-     parameters)
+     parameters, upload_host)
 VALUES
     (%(job_id)s, %(run_id)s, %(owner)s, %(client_address)s, %(phase)s, %(execution_duration)s,
      %(destruction)s,
      CASE WHEN %(execution_duration)s > 0
           THEN now() + make_interval(secs => %(execution_duration)s) END,
-     %(parameters)s)
+     %(parameters)s, %(upload_host)s)
 RETURNING *
 
 -- name: lock_quota
@@ -55,10 +55,12 @@ SELECT * FROM {schema}.jobs WHERE job_id = %(job_id)s AND phase = 'PENDING' FOR 
 
 -- name: set_parameters
 -- Merge posted parameters into a PENDING job (replace single-valued ones,
--- append to UPLOAD); RUNID also sets the runId.
+-- append to UPLOAD); RUNID also sets the runId; upload_host (when not NULL)
+-- is the host that now holds all of the job's inline uploads.
 UPDATE {schema}.jobs
 SET parameters = {schema}.merge_parameters(parameters, %(replaced)s, %(appended)s),
-    run_id = CASE WHEN %(set_run_id)s THEN %(run_id)s::text ELSE run_id END
+    run_id = CASE WHEN %(set_run_id)s THEN %(run_id)s::text ELSE run_id END,
+    upload_host = coalesce(%(upload_host)s::text, upload_host)
 WHERE job_id = %(job_id)s AND phase = 'PENDING'
 RETURNING *
 
@@ -264,6 +266,21 @@ RETURNING job_id
 -- queue's partial index.
 SELECT extract(epoch FROM now() - min(queued_time))::float8 AS age
 FROM {schema}.jobs WHERE phase = 'QUEUED'
+
+-- name: existing_jobs
+-- Which of these job ids still have a row (the others' directories are garbage).
+SELECT job_id FROM {schema}.jobs WHERE job_id = ANY (%(job_ids)s::text[])
+
+-- name: advertise_host
+-- An HTTP service tells the other hosts where they reach its job files.
+INSERT INTO {schema}.hosts (name, internal_url, token)
+VALUES (%(host)s, %(internal_url)s, %(token)s)
+ON CONFLICT (name) DO UPDATE
+SET internal_url = EXCLUDED.internal_url, token = EXCLUDED.token, advertised = now()
+
+-- name: host_address
+-- Where another host's job files are reached, and the token to present.
+SELECT name, internal_url, token FROM {schema}.hosts WHERE name = %(host)s
 
 -- name: phase_counts
 -- How many jobs are in each phase.

@@ -1,4 +1,4 @@
--- tapd job store, schema version 4 (the whole current schema; tapd/store/migrations
+-- tapd job store, schema version 5 (the whole current schema; tapd/store/migrations
 -- upgrades older databases to it). {schema} is replaced by the configured schema
 -- name, quoted. Read by tapd.store.migrate; run in one transaction by `tapd initdb`.
 
@@ -67,7 +67,10 @@ CREATE TABLE {schema}.jobs (
     attempts integer NOT NULL DEFAULT 0,
     -- The client address an anonymous job came from (quota and job list per
     -- address); NULL for named owners' jobs.
-    client_address text
+    client_address text,
+    -- The host whose jobs directory holds the job's inline uploads (the one
+    -- that received them); its result and error document are on runner_host.
+    upload_host text
 );
 
 -- The claim reads the head of the queue through this small partial index.
@@ -98,6 +101,16 @@ CREATE TABLE {schema}.runners (
     degraded_since timestamptz,
     -- How often the daemon reconnected to the database since it started.
     reconnects integer NOT NULL DEFAULT 0
+);
+
+-- One row per HTTP service host of a fleet: the address other hosts fetch the
+-- job files in its jobs directory from ([http] internal_url), and the token
+-- they must present (renewed whenever the service starts).
+CREATE TABLE {schema}.hosts (
+    name text PRIMARY KEY,
+    internal_url text NOT NULL,
+    token text NOT NULL,
+    advertised timestamptz NOT NULL DEFAULT now()
 );
 
 -- Checks every phase change against phase_transitions, keeps the times
@@ -175,4 +188,4 @@ RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
         jsonb_build_object())
 $$;
 
-INSERT INTO {schema}.schema_version (version) VALUES (4);
+INSERT INTO {schema}.schema_version (version) VALUES (5);
