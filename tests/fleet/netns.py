@@ -7,8 +7,8 @@ such as its own jobs directory). Commands run on a host by entering the
 anchor's namespaces (``nsenter``). Addresses exist inside the namespaces
 only; nothing is configured in the machine's own network.
 
-Every namespace is named ``tapdfleet<pid>-<host>`` after the process that
-made it, so whatever a killed test run left behind is recognised and removed
+Every namespace is named ``tapdfleet<pid>n<n>-<host>`` after the process
+that made it, so whatever a killed test run left behind is recognised and removed
 by the next one (``remove_stale_networks``). Cleaning up kills every process
 inside the namespaces (``ip netns pids``) and deletes them; the bind mounts go
 with the anchors' mount namespaces.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import os
 import re
 import signal
@@ -30,7 +31,8 @@ from pathlib import Path
 PREFIX = "tapdfleet"
 SUBNET = "10.77.0"
 CLONE_NEWNET = 0x40000000
-_NAME = re.compile(rf"^{PREFIX}(\d+)-(\w+)$")
+_NAME = re.compile(rf"^{PREFIX}(\d+)n\d+-(\w+)$")
+_networks = itertools.count()
 
 
 class NetworkError(RuntimeError):
@@ -202,7 +204,7 @@ class Network:
     """A bridge namespace and hosts on ``SUBNET``.0/24; ``close()`` removes everything."""
 
     def __init__(self) -> None:
-        self.token = f"{PREFIX}{os.getpid()}"
+        self.token = f"{PREFIX}{os.getpid()}n{next(_networks)}"
         self.bridge = f"{self.token}-br"
         self.hosts: dict[str, Host] = {}
         _ip("netns", "add", self.bridge)

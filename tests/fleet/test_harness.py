@@ -60,7 +60,7 @@ def test_hosts_reach_each_other_and_close_removes_everything(tmp_path: Path) -> 
 def test_namespaces_of_a_killed_run_are_removed_by_the_next() -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()
-    stale = f"{PREFIX}{dead.pid}-x"
+    stale = f"{PREFIX}{dead.pid}n0-x"
     subprocess.run(["ip", "netns", "add", stale], check=True)
     try:
         assert stale in remove_stale_networks()
