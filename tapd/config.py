@@ -227,6 +227,15 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "limits",
+        "upload_max_cell_bytes",
+        int,
+        1_000_000,
+        "largest cell of an uploaded table, bytes (checked while reading; a row may hold"
+        " 4 MB in all)",
+        minimum=100,
+    ),
+    Setting(
+        "limits",
         "upload_fetch_timeout",
         float,
         30.0,

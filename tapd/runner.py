@@ -277,6 +277,7 @@ def load_request_uploads(
         max_rows=config.upload_max_rows,
         url_allow=tuple(config.upload_url_allow),
         fetch_timeout=float(config.upload_fetch_timeout),
+        max_cell_bytes=int(config.upload_max_cell_bytes),
         cancellation=cancellation,
     )
     with conn.transaction():

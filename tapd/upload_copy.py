@@ -1,29 +1,22 @@
-"""Uploaded rows as PostgreSQL ``COPY ... FROM STDIN`` text, a column at a time.
+"""Uploaded rows as PostgreSQL ``COPY ... FROM STDIN`` text.
 
-Converting an upload value by value (a numpy scalar each, then psycopg's
-dumper each) cost about 20 microseconds per value: 100,000 uploaded positions
-took seconds to store, more than the crossmatch they were sent for. Numeric
-and boolean columns are formatted here by numpy for the whole column at once
-(``astype(str)`` writes the shortest text that reads back to the same
-float64 or float32), text columns by one ``translate`` per value; rows are
-joined into COPY's text format. Columns of other types (arrays, geometry)
-have no fast path: ``copy_text`` then returns None and the caller stores the
-rows one by one.
+Handing each value to psycopg's dumper cost about 20 microseconds per value:
+100,000 uploaded positions took seconds to store, more than the crossmatch
+they were sent for. Rows arrive as Python values from the streaming reader
+(``tapd.votable_stream``); each is written here as COPY text (``repr`` is the
+shortest text that reads back to the same float), and rows are sent in
+chunks of ``BATCH_ROWS``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
-
-import numpy as np
 
 #: COPY's text format: NULL, and the characters a value must escape.
 NULL = "\\N"
 _ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
-
-NUMERIC_TYPES = frozenset({"smallint", "integer", "bigint", "real", "double precision"})
-TEXT_TYPES = frozenset({"text", "timestamp"})
 
 #: Rows per chunk handed to COPY.
 BATCH_ROWS = 20_000
@@ -32,48 +25,45 @@ BATCH_ROWS = 20_000
 def text_value(value: Any) -> str | None:
     """An uploaded text value as stored: None for a null or an empty string (VOTable
     cannot tell them apart, VOTable 1.4 §5.1), NUL characters dropped."""
-    if value is None or value is np.ma.masked:
+    if value is None:
         return None
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     return str(value).replace("\x00", "") or None
 
 
-def copy_fields(pg_type: str, values: Any) -> list[str] | None:
-    """One column (a numpy, possibly masked, array) as COPY text fields; None when
-    ``pg_type`` has no fast path. NaN is NULL, as everywhere in uploads."""
-    data = np.ma.getdata(values)
-    mask = np.ma.getmaskarray(values)
-    if pg_type in NUMERIC_TYPES and data.dtype.kind in "iuf":
-        if data.dtype.kind == "f":
-            mask = mask | np.isnan(data)
-        fields: list[str] = np.where(mask, NULL, data.astype(str)).tolist()
-        return fields
-    if pg_type == "boolean" and data.dtype.kind == "b":
-        flags: list[str] = np.where(mask, NULL, np.where(data, "t", "f")).tolist()
-        return flags
-    if pg_type in TEXT_TYPES:
-        texts = []
-        for value, masked in zip(data.tolist(), mask.tolist(), strict=True):
-            text = None if masked else text_value(value)
-            texts.append(NULL if text is None else text.translate(_ESCAPES))
-        return texts
-    return None
+def copy_field(value: Any) -> str:
+    """One converted upload value (see ``tapd.uploads``) as a COPY text field."""
+    if value is None:
+        return NULL
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    if isinstance(value, float):
+        return NULL if math.isnan(value) else repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "{" + ",".join(_array_item(v) for v in value) + "}"
+    return str(value).translate(_ESCAPES)
 
 
-def copy_text(pg_types: Sequence[str], rows: Any) -> Iterator[bytes] | None:
-    """The rows of a numpy record array (fields in column order) as chunks of COPY
-    text, or None when a column has no fast path."""
-    names = rows.dtype.names or ()
-    columns = [
-        copy_fields(pg_type, rows[name]) for pg_type, name in zip(pg_types, names, strict=True)
-    ]
-    if any(column is None for column in columns):
-        return None
-    return _chunks([c for c in columns if c is not None], len(rows))
+def _array_item(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "NULL"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    return repr(value) if isinstance(value, float) else str(value)
 
 
-def _chunks(columns: list[list[str]], count: int) -> Iterator[bytes]:
-    for start in range(0, count, BATCH_ROWS):
-        lines = zip(*(column[start : start + BATCH_ROWS] for column in columns), strict=True)
-        yield ("\n".join("\t".join(line) for line in lines) + "\n").encode()
+def copy_rows(rows: Iterator[Sequence[Any]]) -> Iterator[bytes]:
+    """Rows of converted values as chunks of COPY text (``BATCH_ROWS`` rows each)."""
+    lines: list[str] = []
+    for row in rows:
+        lines.append("\t".join([copy_field(v) for v in row]))
+        if len(lines) >= BATCH_ROWS:
+            yield ("\n".join(lines) + "\n").encode()
+            lines = []
+    if lines:
+        yield ("\n".join(lines) + "\n").encode()

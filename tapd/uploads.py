@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from psycopg import sql
 
 from tapd.cancellation import Cancellation, RequestCancelled
@@ -40,8 +39,14 @@ from tapd.catalog import CatalogColumn, CatalogTable
 from tapd.columns import ColumnMeta
 from tapd.errors import TapdError
 from tapd.store.jobdir import UPLOADS_DIR
-from tapd.upload_copy import copy_text, text_value
+from tapd.upload_copy import copy_rows, text_value
 from tapd.url_allow import UrlRefused, parse_allow_list, url_allowed
+from tapd.votable_stream import (
+    StreamLimits,
+    VotableError,
+    VotableTooLarge,
+    read_votable_stream,
+)
 from tapd.watchdog import watchdog
 
 #: DALI 3.4.5: an upload name is an ADQL regular identifier without schema.
@@ -86,6 +91,8 @@ class UploadLimits:
     url_allow: tuple[str, ...] = ()
     #: Seconds a URL fetch may take in all (a server trickling bytes is cut off).
     fetch_timeout: float = 30.0
+    #: Largest cell of an uploaded table (text or binary bytes), checked while reading.
+    max_cell_bytes: int = 1_000_000
     #: Stops a fetch when the request is cancelled (its client left, its time is up).
     cancellation: Cancellation | None = None
 
@@ -288,24 +295,16 @@ class UploadColumn:
     convert: Callable[[Any], Any]
 
 
-def read_votable(path: Path, label: str, max_rows: int) -> tuple[list[UploadColumn], Any]:
-    """Columns and rows (numpy masked record array) of the first table of a VOTable file."""
-    import warnings
-
-    from astropy.io import votable
-
+def read_votable(
+    path: Path, label: str, limits: StreamLimits
+) -> tuple[list[UploadColumn], Iterator[list[Any]]]:
+    """Columns and rows (an iterator, read as it is consumed: ``UploadError`` for a
+    limit passed or a malformed row) of the first table of a VOTable file."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            document = votable.parse(str(path), verify="ignore")
-            table = document.get_first_table()
-    except Exception as exc:  # astropy raises many kinds for malformed input
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UploadError(f"UPLOAD {label}: not a readable VOTable: {message}") from None
-    rows = table.array
-    if len(rows) > max_rows:
-        raise UploadError(f"UPLOAD {label} has {len(rows)} rows; the limit is {max_rows}")
-    columns = [_column(field, label) for field in table.fields]
+        fields, rows = read_votable_stream(path, limits)
+    except VotableError as exc:
+        raise _upload_error(label, exc) from None
+    columns = [_column(field, label) for field in fields]
     seen: set[str] = set()
     for column in columns:
         key = column.sql_name.lower()
@@ -314,7 +313,20 @@ def read_votable(path: Path, label: str, max_rows: int) -> tuple[list[UploadColu
         seen.add(key)
     if not columns:
         raise UploadError(f"UPLOAD {label}: the table has no columns")
-    return columns, rows
+    return columns, _labelled(rows, label)
+
+
+def _labelled(rows: Iterator[list[Any]], label: str) -> Iterator[list[Any]]:
+    try:
+        yield from rows
+    except VotableError as exc:
+        raise _upload_error(label, exc) from None
+
+
+def _upload_error(label: str, exc: VotableError) -> UploadError:
+    if isinstance(exc, VotableTooLarge):
+        return UploadError(f"UPLOAD {label}: {exc.message}")
+    return UploadError(f"UPLOAD {label}: not a readable VOTable: {exc.message}")
 
 
 def _column(field: Any, label: str) -> UploadColumn:
@@ -352,16 +364,10 @@ def _column(field: Any, label: str) -> UploadColumn:
     return UploadColumn(adql_name, name, pg_type, meta, convert)
 
 
-def _missing(value: Any) -> bool:
-    return (
-        value is None or value is np.ma.masked or (isinstance(value, float) and math.isnan(value))
-    )
-
-
 def _scalar(value: Any) -> Any:
-    if _missing(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    return value.item() if hasattr(value, "item") else value
+    return value
 
 
 def _text(value: Any) -> Any:
@@ -369,9 +375,9 @@ def _text(value: Any) -> Any:
 
 
 def _numbers(value: Any) -> list[float] | None:
-    if value is None or value is np.ma.masked:
+    if not isinstance(value, list):
         return None
-    items = value.tolist() if hasattr(value, "tolist") else list(value)
+    items = value
     if not items or any(v is None for v in items):
         return None
     values = [float(v) for v in items]
@@ -379,9 +385,9 @@ def _numbers(value: Any) -> list[float] | None:
 
 
 def _array(value: Any) -> Any:
-    if value is None or value is np.ma.masked:
+    if not isinstance(value, list):
         return None
-    items = value.tolist() if hasattr(value, "tolist") else list(value)
+    items = value
     if not items:  # an empty TD is a null, also for arrays (VOTable 1.4 §5.1)
         return None
     return [None if isinstance(v, float) and math.isnan(v) else v for v in items]
@@ -416,10 +422,10 @@ _GEOMETRY_CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def _rows(columns: list[UploadColumn], rows: Any) -> Iterator[list[Any]]:
-    names = rows.dtype.names
+def _rows(columns: list[UploadColumn], rows: Iterator[list[Any]]) -> Iterator[list[Any]]:
+    converters = [c.convert for c in columns]
     for record in rows:
-        yield [c.convert(record[n]) for c, n in zip(columns, names, strict=True)]
+        yield [convert(v) for convert, v in zip(converters, record, strict=True)]
 
 
 def sql_table_name(upload: str) -> str:
@@ -440,15 +446,10 @@ def create_upload_table(
     copy = sql.SQL("COPY pg_temp.{} ({}) FROM STDIN").format(
         sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c.sql_name) for c in columns)
     )
-    chunks = copy_text([c.pg_type for c in columns], rows)
     try:
         with conn.cursor().copy(copy) as writer:
-            if chunks is not None:  # numbers and text: whole columns at a time
-                for chunk in chunks:
-                    writer.write(chunk)
-            else:
-                for row in _rows(columns, rows):
-                    writer.write_row(row)
+            for chunk in copy_rows(_rows(columns, rows)):
+                writer.write(chunk)
     except Exception as exc:
         if type(exc).__module__.startswith("psycopg"):
             first = str(exc).strip().splitlines()[0]
@@ -509,7 +510,8 @@ def load_uploads(
                     )
             else:
                 path = fetch_url(spec.uri, limits, scratch)
-            columns, rows = read_votable(path, spec.table, limits.max_rows)
+            stream_limits = StreamLimits(limits.max_rows, limits.max_cell_bytes)
+            columns, rows = read_votable(path, spec.table, stream_limits)
             tables.append(create_upload_table(conn, spec.table, columns, rows, query_role))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -122,6 +122,15 @@ class Limits:
     query_max_bytes: int = 100_000
     parameter_max_bytes: int = 10_000
 
+    @property
+    def form_max_bytes(self) -> int:
+        """Most bytes of text parameters held in memory (a urlencoded body, the text
+        fields of a multipart body): what the parameter limits allow, no more."""
+        return min(
+            self.request_max_bytes,
+            self.query_max_bytes + MAX_PARAMETERS * self.parameter_max_bytes + 65536,
+        )
+
 
 def parse_query_string(query: bytes | str) -> list[tuple[str, str]]:
     """Name/value pairs of a query string; malformed UTF-8 is a 400."""
@@ -181,7 +190,7 @@ async def read_form(
             )
         await _read_multipart(form, boundary, body, limits, spool_dir, spooled)
     elif media_type == "application/x-www-form-urlencoded":
-        data = await _read_all(body, limits.request_max_bytes)
+        data = await _read_all(body, limits.form_max_bytes)
         form.fields += parse_query_string(data)
     else:
         data = await _read_all(body, limits.request_max_bytes)
@@ -255,6 +264,8 @@ class _MultipartCollector:
         self.finished = False
         self.counter = 0
         self.token = secrets.token_hex(8)
+        self.part_count = 0
+        self.in_memory = 0  # bytes of text parts held in memory
 
     def callbacks(self) -> dict[str, Any]:
         return {
@@ -271,6 +282,9 @@ class _MultipartCollector:
     def on_part_begin(self) -> None:
         self.current = _Part()
         self.headers = {}
+        self.part_count += 1
+        if self.part_count > MAX_PARAMETERS:
+            raise PayloadTooLarge(f"the request has more than {MAX_PARAMETERS} parts")
 
     def on_header_end(self) -> None:
         self.headers[bytes(self.header_field).lower()] = bytes(self.header_value)
@@ -309,9 +323,16 @@ class _MultipartCollector:
             part.oversize = True
             return
         if part.file is None and part.size > MAX_TEXT_FIELD:
+            self.in_memory -= len(part.data)
             self._spill()
         if part.file is not None:
             part.file.write(data[start:end])
+            return
+        self.in_memory += end - start
+        if self.in_memory > self.limits.form_max_bytes:
+            raise PayloadTooLarge(
+                f"the request's text parameters exceed {self.limits.form_max_bytes} bytes"
+            )
         else:
             part.data.extend(data[start:end])
 

@@ -121,7 +121,7 @@ def test_malformed_votable_is_a_clear_error(conn, tmp_path: Path) -> None:
 
 
 def test_too_many_rows_is_refused(conn, tmp_path: Path) -> None:
-    with pytest.raises(UploadError, match="UPLOAD t1 has 2 rows; the limit is 1"):
+    with pytest.raises(UploadError, match="UPLOAD t1: the table has more rows than the limit of 1"):
         load(conn, tmp_path, votable(), max_rows=1)
 
 
