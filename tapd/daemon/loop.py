@@ -6,7 +6,10 @@ children, enforce deadlines, then the periodic work (claim when woken or the
 poll is due, heartbeat, reconciliation, destruction sweep). The database
 connection is autocommit: no transaction stays open while jobs run. If it
 breaks, children keep running, their endings wait in memory, and the daemon
-reconnects with back-off, LISTENs again and catches up.
+reconnects with back-off, LISTENs again and catches up. Any other database
+error is classified (``tapd.store.faults``) and answered by
+``tapd.daemon.health``: the failing operation backs off on its own, and the
+log, STATUS= and the daemon's runners row say why.
 
 Signals: SIGHUP reloads the configuration; SIGTERM/SIGINT stop claiming and
 give running jobs ``runner.shutdown_grace`` seconds, then abort them or put
