@@ -89,8 +89,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_service(rows: int) -> Iterator[tuple[str, str]]:
-    """(TAP base URL, DSN) of a demo-like setup; everything removed afterwards."""
+def running_service(rows: int, settings: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
+    """(TAP base URL, DSN) of a demo-like setup (``settings``: extra ``TAPD_*``
+    variables); everything removed afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="tapd-bench-"))
     workdir.chmod(0o755)
     cluster = DevCluster(base_dir=workdir / "postgresql", dbname="tapd")
@@ -108,6 +109,7 @@ def running_service(rows: int) -> Iterator[tuple[str, str]]:
             "TAPD_JOBS_DIR": str(workdir / "jobs"),
             "TAPD_PORT": str(port),
             "TAPD_LEVEL": "warning",
+            **(settings or {}),
         }
         (workdir / "jobs").mkdir()
         for command in ("run", "serve"):
