@@ -154,7 +154,8 @@ def test_a_vanished_client_gets_its_query_cancelled_without_rows(service) -> Non
     wait_until(lambda: running_queries(service, "count(") == 1, 30)
     sock.close()
     # Generous bound (the sync limit is 60 s): the cancel is expected within about 1 s.
-    wait_until(lambda: running_queries(service, "count(") == 0, 15)
+    took = wait_until(lambda: running_queries(service, "count(") == 0, 15)
+    print(f"query gone {took:.2f} s after the client left (no rows flowing)")
 
 
 def test_a_vanished_client_gets_its_query_cancelled_while_rows_flow(service) -> None:
@@ -162,7 +163,8 @@ def test_a_vanished_client_gets_its_query_cancelled_while_rows_flow(service) -> 
     wait_until(lambda: running_queries(service, "COPY") == 1, 30)
     assert sock.recv(100)  # rows are flowing
     sock.close()
-    wait_until(lambda: running_queries(service, "COPY") == 0, 15)
+    took = wait_until(lambda: running_queries(service, "COPY") == 0, 15)
+    print(f"query gone {took:.2f} s after the client left (rows flowing)")
 
 
 def test_waiting_for_a_slot_is_bounded_then_503_with_retry_after(service) -> None:
