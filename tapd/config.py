@@ -379,6 +379,37 @@ SETTINGS: tuple[Setting, ...] = (
         " path; empty: no metrics",
     ),
     Setting("metrics", "path", str, "/metrics", "URL path of the metrics on that address"),
+    # [service]: what the web pages tell people about this service
+    Setting("service", "title", str, "TAP service", "name of the service, shown on its web pages"),
+    Setting(
+        "service",
+        "description",
+        str,
+        "",
+        "what the service holds, one paragraph shown on its home page",
+    ),
+    Setting(
+        "service",
+        "contact",
+        str,
+        "",
+        "who answers questions about the service, e.g. 'Archive team <archive@example.org>'",
+    ),
+    Setting(
+        "service",
+        "data_licence",
+        str,
+        "",
+        "the licence of the data, e.g. 'CC BY 4.0' or a URL",
+    ),
+    Setting(
+        "service",
+        "examples",
+        str,
+        "",
+        "TOML file of example queries for /examples and the query form;"
+        " empty: examples over TAP_SCHEMA only",
+    ),
     # [adql]
     Setting(
         "adql",

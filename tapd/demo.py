@@ -40,6 +40,12 @@ class DemoError(TapdError):
     """The demo could not be set up (the message says what is missing)."""
 
 
+DEMO_DESCRIPTION = (
+    "A throwaway TAP service made by tapd demo: synthetic stars in demo.stars"
+    " (positions, G/BP/RP magnitudes, parallaxes) on a private PostgreSQL with pgsphere."
+)
+
+
 def prepare_database(dsn: str, config: Config, rows: int) -> None:
     """pgsphere, tapd's tables, TAP_SCHEMA and the sample catalog in the database ``dsn``."""
     from tapd.catalog import ensure_tap_schema
@@ -61,6 +67,8 @@ def demo_config(base: Config, workdir: Path, dsn: str, port: int) -> Config:
     empty = workdir / "tapd.toml"
     empty.write_text("")
     config = load_config(empty, environ={})
+    from tapd.examples import DEMO_EXAMPLES
+
     return config.replace(
         dsn=dsn,
         jobs_dir=str(workdir / "jobs"),
@@ -68,6 +76,11 @@ def demo_config(base: Config, workdir: Path, dsn: str, port: int) -> Config:
         port=port,
         level=base.level,
         format=base.format,
+        title="tapd demo",
+        description=DEMO_DESCRIPTION,
+        examples=str(DEMO_EXAMPLES),
+        # The crossmatch example's table, as /examples names it for TOPCAT and pyvo.
+        upload_url_allow=[f"http://127.0.0.1:{port}/tap/examples/"],
     )
 
 

@@ -464,6 +464,11 @@ def create_upload_table(
                 sql.Identifier(table), sql.Identifier(query_role)
             )
         )
+    return upload_catalog_table(upload, columns)
+
+
+def upload_catalog_table(upload: str, columns: Sequence[UploadColumn]) -> CatalogTable:
+    """The catalog entry ``TAP_UPLOAD.<upload>`` of a table with ``columns``."""
     catalog_columns = tuple(
         CatalogColumn(name=c.name, sql_name=c.sql_name, pg_type=c.pg_type, meta=c.meta)
         for c in columns
@@ -472,7 +477,7 @@ def create_upload_table(
         schema_name="TAP_UPLOAD",
         table_name=f"TAP_UPLOAD.{upload}",
         sql_schema="pg_temp",
-        sql_table=table,
+        sql_table=sql_table_name(upload),
         columns=catalog_columns,
     )
 

@@ -23,7 +23,7 @@ from starlette.routing import Match, Route
 
 from tapd.config import Config
 from tapd.errors import DatabaseUnavailable, TapdError
-from tapd.http import fleet, jobs, metadata, sync
+from tapd.http import fleet, jobs, metadata, sync, web
 from tapd.http.forms import RemoveSpooledFiles
 from tapd.http.headers import ServiceHeaders, allowed_methods
 from tapd.http.metrics import ServiceMetrics, StoreFigures, start_metrics_server
@@ -57,8 +57,6 @@ def routes(base: str) -> list[Route]:
     """Every route of the service; those under ``/async/{job_id}`` go through ``job_route``."""
     job = f"{base}/async/{{{JOB_ID_PARAMETER}}}"
     return [
-        Route(base or "/", metadata.home, methods=["GET"]),
-        Route(f"{base}/", metadata.home, methods=["GET"]),
         Route(f"{base}/sync", sync.sync_query, methods=["GET", "POST"]),
         Route(f"{base}/async", jobs.list_jobs, methods=["GET"]),
         Route(f"{base}/async", jobs.create_job, methods=["POST"]),
@@ -85,6 +83,7 @@ def routes(base: str) -> list[Route]:
         Route(f"{base}/tables/{{table_name}}", metadata.table, methods=["GET"]),
         Route(f"{base}/fleet/jobs/{{job}}/{{name:path}}", fleet.get_job_file, methods=["GET"]),
         Route(f"{base}/fleet/jobs/{{job}}", fleet.delete_job_dir, methods=["DELETE"]),
+        *web.routes(base),
     ]
 
 
@@ -98,6 +97,7 @@ def create_app(config: Config, metrics: ServiceMetrics | None = None) -> Starlet
         service = open_service(config, metrics)
         app.state.service = service
         metrics.add_store_collector(lambda: read_store_figures(service))
+        web.publish_examples(service)
         await service.waiter.start()
         if config.internal_url:
             await service.store(

@@ -176,8 +176,15 @@ async def list_jobs(request: Request) -> Response:
 async def create_job(request: Request) -> Response:
     """POST /async: a new job with every parameter of the request; PHASE=RUN queues it at once."""
     service = service_of(request)
-    config = service.config
     form = await request_form(request, service)
+    job = await submit_job(request, service, form)
+    return responses.see_other(service.job_url(request, job.job_id))
+
+
+async def submit_job(request: Request, service: TapService, form: RequestForm) -> Job:
+    """A new job of the caller with the parameters and uploaded parts of ``form``
+    (the parts are moved into the job's directory, or deleted on failure)."""
+    config = service.config
     job_id = new_job_id()
     try:
         job_request = JobRequest(form)
@@ -211,7 +218,7 @@ async def create_job(request: Request) -> Response:
     log.info(
         "job.created", job_id=job.job_id, phase=job.phase.value, owner=owner, run_id=job.run_id
     )
-    return responses.see_other(service.job_url(request, job.job_id))
+    return job
 
 
 async def get_job(request: Request) -> Response:

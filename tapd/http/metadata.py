@@ -1,4 +1,4 @@
-"""VOSI endpoints and the service's home page: /capabilities, /availability, /tables.
+"""VOSI endpoints: /capabilities, /availability, /tables.
 
 Capabilities come from local state only (configuration, the format registry,
 the ADQL translator's feature list); availability is a real check of the
@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import PoolTimeout
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 
 from tapd.config import Config
 from tapd.http import responses
@@ -36,7 +36,6 @@ from tapd.http.vosi import (
     table_document,
     tables_document,
 )
-from tapd.http.xmltext import text as xml_text
 from tapd.store.connection import one_line
 
 
@@ -97,8 +96,11 @@ def language_features(config: Config) -> dict[str, list[LanguageFeature]]:
     return features
 
 
-def service_capabilities(config: Config, base_url: str) -> ServiceCapabilities:
-    """The TAPRegExt description of this service: what jobs really get (TRE-06..09)."""
+def service_capabilities(
+    config: Config, base_url: str, *, examples: bool = False
+) -> ServiceCapabilities:
+    """The TAPRegExt description of this service: what jobs really get (TRE-06..09);
+    ``examples``: it serves the DALI examples document."""
     # TAP 1.1 §2.7.6: a service with uploads supports http(s) URLs too. Which
     # URLs this one fetches is policy (``http.upload_url_allow``, empty by
     # default: then a URL upload fails with a message naming that setting).
@@ -118,6 +120,7 @@ def service_capabilities(config: Config, base_url: str) -> ServiceCapabilities:
         ),
         features=language_features(config),
         upload_methods=upload_methods,
+        examples_url=f"{base_url}/examples" if examples else None,
     )
 
 
@@ -131,7 +134,8 @@ async def capabilities(request: Request) -> Response:
     base_url = service.base_url(request)
     document = service.capabilities_documents.get(base_url)
     if document is None:  # 0.3 ms to build; clients such as pyvo ask often
-        document = capabilities_document(service_capabilities(service.config, base_url))
+        caps = service_capabilities(service.config, base_url, examples=service.examples is not None)
+        document = capabilities_document(caps)
         if len(service.capabilities_documents) < CAPABILITIES_KEPT:
             service.capabilities_documents[base_url] = document
     response = responses.xml(document)
@@ -178,7 +182,7 @@ ORDER BY k.key_id, c.from_column
 """
 
 
-def _table_set_info(conn: psycopg.Connection[Any]) -> TableSetInfo:
+def table_set_info(conn: psycopg.Connection[Any]) -> TableSetInfo:
     """Schema descriptions and foreign keys from TAP_SCHEMA (what ``Catalog`` does not hold)."""
     schemas = {name: description for name, description in conn.execute(_SCHEMAS_SQL)}
     keys: dict[str, ForeignKey] = {}
@@ -198,7 +202,7 @@ async def _catalog_and_info(service: TapService) -> tuple[Any, TableSetInfo]:
 
     def read() -> tuple[Any, TableSetInfo]:
         with service.pool.connection() as conn:
-            return load_catalog(conn), _table_set_info(conn)
+            return load_catalog(conn), table_set_info(conn)
 
     return await run_in_threadpool(read)
 
@@ -222,28 +226,3 @@ async def table(request: Request) -> Response:
     for candidate in exact or folded[:1]:
         return responses.xml(table_document(candidate, info))
     raise NotFound(f"there is no table {name!r}: /tables lists the published ones")
-
-
-async def home(request: Request) -> Response:
-    """The base URL: a human-readable page (TAP-03); clients never depend on it."""
-    service = service_of(request)
-    base = service.base_url(request)
-    links = "".join(
-        f'<li><a href="{base}/{path}">{path}</a> — {xml_text(what)}</li>'
-        for path, what in (
-            ("capabilities", "what this service offers"),
-            ("availability", "whether it is up"),
-            ("tables", "the published tables"),
-            ("async", "your asynchronous jobs"),
-        )
-    )
-    example = (
-        f"import pyvo; pyvo.dal.TAPService({base!r})"
-        ".run_sync('SELECT TOP 5 * FROM TAP_SCHEMA.tables').to_table()"
-    )
-    page = (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>tapd TAP service</title></head>"
-        f"<body><h1>TAP service</h1><p>Base URL: <code>{xml_text(base)}</code></p>"
-        f"<ul>{links}</ul><p>From Python:</p><pre>{xml_text(example)}</pre></body></html>"
-    )
-    return HTMLResponse(page)

@@ -14,6 +14,7 @@ from psycopg import pq
 from tapd import __version__
 from tapd.config import Config
 from tapd.errors import ConfigError
+from tapd.examples import examples_file, read_examples
 from tapd.http.app import asgi_app
 from tapd.http.service import normalise_base_path
 from tapd.log import get_logger
@@ -25,10 +26,13 @@ log = get_logger(component="http")
 
 
 def check_database(config: Config) -> None:
-    """Refuse to start (one line, ``TapdError``) without a reachable, current job store."""
+    """Refuse to start (one line, ``TapdError``) without a reachable, current job store
+    or with an examples file that cannot be read."""
     timeouts = LinkTimeouts.of(config)
     with connect(config.dsn, application_name="tapd http", timeouts=timeouts) as conn:
         require_current_schema(conn, config.schema)
+    # A broken examples file is the operator's to fix: one line now, not a failed start-up.
+    read_examples(examples_file(str(config.examples)))
 
 
 def check_settings(config: Config) -> None:

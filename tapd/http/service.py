@@ -62,6 +62,8 @@ class TapService:
     token: str = field(default_factory=new_token)
     #: /capabilities documents by base URL (built from the configuration, read at start-up)
     capabilities_documents: dict[str, bytes] = field(default_factory=dict)
+    #: The examples that passed the check at start-up (``tapd.examples``); None: not checked
+    examples: tuple[Any, ...] | None = None
     _catalog: Any = None
     _catalog_loaded: float = 0.0
     _catalog_lock: threading.Lock = field(default_factory=threading.Lock)

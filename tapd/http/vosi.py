@@ -33,6 +33,9 @@ VOTABLE_IVO_IDS = {
     "votable/b": "ivo://ivoa.net/std/TAPRegExt#output-votable-binary",
 }
 
+#: standardID of the DALI examples capability (DALI 1.1 §2.3, TAP 1.1 §3.3).
+EXAMPLES_ID = "ivo://ivoa.net/std/DALI#examples"
+
 UPLOAD_INLINE = "ivo://ivoa.net/std/TAPRegExt#upload-inline"
 UPLOAD_HTTP = "ivo://ivoa.net/std/TAPRegExt#upload-http"
 UPLOAD_HTTPS = "ivo://ivoa.net/std/TAPRegExt#upload-https"
@@ -78,6 +81,8 @@ class ServiceCapabilities:
     )
     features: Mapping[str, Sequence[LanguageFeature]] = field(default_factory=dict)
     upload_methods: Sequence[str] = ()
+    #: The DALI examples document (TAP 1.1 §3.3), when the service has one.
+    examples_url: str | None = None
 
 
 def _interface(url: str, use: str, role: str | None = None, version: str | None = None) -> str:
@@ -145,6 +150,11 @@ def capabilities_document(caps: ServiceCapabilities) -> bytes:
             ("tables-1.1", "tables"),
         )
     ]
+    if caps.examples_url:
+        vosi.append(
+            f'<capability standardID="{EXAMPLES_ID}"><interface xsi:type="vr:WebBrowser">'
+            f'<accessURL use="full">{text(caps.examples_url)}</accessURL></interface></capability>'
+        )
     return (
         f'{_DECLARATION}<vosi:capabilities xmlns:vosi="{VOSI_CAP_NS}" xmlns:xsi="{XSI_NS}"'
         f' xmlns:vr="{VR_NS}" xmlns:vs="{VS_NS}" xmlns:tr="{TR_NS}">'

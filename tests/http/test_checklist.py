@@ -97,10 +97,19 @@ def test_base_url_is_an_html_page_and_every_child_answers_beside_it(client) -> N
     assert client.get("/sync", params={"LANG": "ADQL", "QUERY": QUERY}).status_code == 200
 
 
-def test_examples_is_404_because_it_is_not_offered(client) -> None:
-    """(TAP-04)"""
-    assert client.get("/examples").status_code == 404
-    assert b"DALI#examples" not in client.get("/capabilities").content
+def test_examples_are_offered_and_declared_even_without_an_examples_file(client) -> None:
+    """(TAP-04) Without [service] examples, the built-in TAP_SCHEMA examples are served."""
+    examples = client.get("/examples")
+    assert examples.status_code == 200
+    queries = [
+        e.text for e in etree.fromstring(examples.content).iter() if e.get("property") == "query"
+    ]
+    assert queries
+    for query in queries:  # each runs and finds rows
+        result = client.get("/sync", params={"LANG": "ADQL", "QUERY": query, "FORMAT": "csv"})
+        assert result.status_code == 200
+        assert len(result.text.splitlines()) > 1, query
+    assert b"ivo://ivoa.net/std/DALI#examples" in client.get("/capabilities").content
 
 
 @pytest.mark.parametrize("path", ["/capabilities", "/availability", "/tables"])
