@@ -164,13 +164,25 @@ async def list_jobs(request: Request) -> Response:
     after_text = form.last("AFTER")
     after = parse_timestamp(after_text, "AFTER") if after_text is not None else None
     last = parse_last(form.last("LAST"))
+    jobs = await callers_jobs(request, service, phases=phases, after=after, last=last)
+    return responses.xml(uws.job_list_document(jobs, f"{service.base_url(request)}/async"))
+
+
+async def callers_jobs(
+    request: Request,
+    service: TapService,
+    *,
+    phases: Sequence[JobPhase] = (),
+    after: dt.datetime | None = None,
+    last: int | None = None,
+) -> list[Job]:
+    """The jobs the caller may list (theirs; anonymous: per ``http.anonymous_job_list``)."""
     scope = listing_filter(
         service.caller(request), anonymous_job_list=service.config.anonymous_job_list
     )
-    jobs = await service.store(
+    return await service.store(
         lambda s: s.list_jobs(phases=phases, after=after, last=last, **scope)
     )
-    return responses.xml(uws.job_list_document(jobs, f"{service.base_url(request)}/async"))
 
 
 async def create_job(request: Request) -> Response:

@@ -14,12 +14,12 @@ from starlette.responses import Response
 
 from tapd.http import responses
 from tapd.http.controls import parse_phase_name
-from tapd.http.jobs import request_form
+from tapd.http.jobs import callers_jobs, request_form
 from tapd.http.ownership import checked_job
 from tapd.http.problems import BadRequest
 from tapd.http.service import service_of
 from tapd.http.uws import display_parameters
-from tapd.http.waiting import wait_for_change
+from tapd.http.waiting import wait_for_phase_change
 from tapd.http.web.render import WEB_PATH, check_same_origin, render_page
 from tapd.store import Job, JobPhase
 from tapd.store.jobdir import remove_job_dir
@@ -65,11 +65,14 @@ async def job_page(request: Request) -> Response:
             raise BadRequest(f"wait must be a number of seconds, got {wait_text!r}") from None
         cap = float(service.config.wait_max)
         seconds = cap if wait < 0 else min(float(wait), cap)
-        with service.waiter.subscription(job.job_id) as changed:
-            # Read again once subscribed: a change since the owner check is not missed.
-            job = await service.store(lambda s: s.get_job(job.job_id))
-            if job.phase in ACTIVE_PHASES and await wait_for_change(changed, seconds):
-                job = await service.store(lambda s: s.get_job(job.job_id))
+        job_id = job.job_id
+        job = await wait_for_phase_change(
+            service.waiter,
+            job_id,
+            lambda: service.store(lambda s: s.get_job(job_id)),
+            seconds,
+            lambda current: current.phase in ACTIVE_PHASES,
+        )
     return render_page(request, "job.html", job_context(request, job))
 
 
@@ -96,8 +99,7 @@ async def job_list(request: Request) -> Response:
     """GET /web/jobs: the caller's jobs, newest first; ``phase`` (repeatable) filters."""
     service = service_of(request)
     phases = [parse_phase_name(p) for p in request.query_params.getlist("phase")]
-    owner = service.owner(request)
-    jobs = await service.store(lambda s: s.list_jobs(owner=owner, phases=phases, last=LIST_LAST))
+    jobs = await callers_jobs(request, service, phases=phases, last=LIST_LAST)
     context = {
         "jobs": jobs,
         "phases": FILTER_PHASES,
