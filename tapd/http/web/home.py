@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-from psycopg import sql
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -14,10 +11,6 @@ from starlette.responses import Response
 from tapd.catalog import Catalog, CatalogTable
 from tapd.http.service import service_of
 from tapd.http.web.render import render_page
-
-#: Tables with fewer pages than this are counted exactly on the tables page; larger
-#: ones show PostgreSQL's estimate (a count would read them whole).
-EXACT_COUNT_PAGES = 128
 
 
 async def home(request: Request) -> Response:
@@ -52,77 +45,45 @@ async def home(request: Request) -> Response:
     return render_page(request, "home.html", context)
 
 
-@dataclass(frozen=True)
-class TableView:
-    """One table as the tables page shows it."""
-
-    table: CatalogTable
-    rows: int | None  # None: not known (never analysed)
-    exact: bool
-
-    def matches(self, words: list[str]) -> bool:
-        """True when every word occurs in the table's name, description or a column's name,
-        description or UCD (case-insensitive)."""
-        texts = [self.table.table_name, self.table.description or ""]
-        for column in self.table.columns:
-            texts += [column.name, column.meta.description or "", column.meta.ucd or ""]
-        haystack = " ".join(texts).lower()
-        return all(word in haystack for word in words)
+def search_text(table: CatalogTable) -> str:
+    """What the tables filter searches (lower case): the table's name and description, its
+    columns' names, descriptions and UCDs. The page's script searches the same text."""
+    texts = [table.table_name, table.description or ""]
+    for column in table.columns:
+        texts += [column.name, column.meta.description or "", column.meta.ucd or ""]
+    return " ".join(texts).lower()
 
 
-def filter_words(text: str | None) -> list[str]:
-    return (text or "").lower().split()
-
-
-_COUNT_SQL = """
-SELECT c.reltuples::bigint, c.relpages FROM pg_class AS c WHERE c.oid = to_regclass(%s)
-"""
-
-
-def row_counts(
-    conn: psycopg.Connection[Any], catalog: Catalog
-) -> dict[str, tuple[int | None, bool]]:
-    """Rows of each published table: exact for small tables, PostgreSQL's estimate otherwise."""
-    counts: dict[str, tuple[int | None, bool]] = {}
-    for table in catalog.tables:
-        name = sql.Identifier(table.sql_schema, table.sql_table)
-        found = conn.execute(_COUNT_SQL, [name.as_string(conn)]).fetchone()
-        if found is None:
-            continue
-        estimate, pages = found
-        if pages < EXACT_COUNT_PAGES:
-            exact = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(name)).fetchone()
-            counts[table.table_name] = (int(exact[0]) if exact else None, True)
-        else:
-            counts[table.table_name] = (int(estimate) if estimate >= 0 else None, False)
-    return counts
+def table_matches(table: CatalogTable, words: list[str]) -> bool:
+    """True when every word (lower case) occurs in the table's ``search_text``."""
+    haystack = search_text(table)
+    return all(word in haystack for word in words)
 
 
 async def tables(request: Request) -> Response:
-    """GET /web/tables: schemas, tables and columns; ``q`` keeps the tables matching every word."""
+    """GET /web/tables: schemas, tables (rows as TAP_SCHEMA.tables.nrows has them) and columns;
+    ``q`` keeps the tables matching every word."""
     from tapd.http.metadata import table_set_info
 
     service = service_of(request)
 
-    def read() -> tuple[Catalog, Any, dict[str, tuple[int | None, bool]]]:
+    def read() -> tuple[Catalog, Any]:
         with service.pool.connection() as conn:
-            catalog = service.catalog(conn)
-            return catalog, table_set_info(conn), row_counts(conn, catalog)
+            return service.catalog(conn), table_set_info(conn)
 
-    catalog, info, counts = await run_in_threadpool(read)
+    catalog, info = await run_in_threadpool(read)
     query = request.query_params.get("q", "")
-    words = filter_words(query)
-    schemas: dict[str, list[TableView]] = {}
+    words = query.lower().split()
+    schemas: dict[str, list[CatalogTable]] = {}
     for table in catalog.tables:
-        rows, exact = counts.get(table.table_name, (None, False))
-        view = TableView(table, rows, exact)
-        if view.matches(words):
-            schemas.setdefault(table.schema_name, []).append(view)
+        if table_matches(table, words):
+            schemas.setdefault(table.schema_name, []).append(table)
     context = {
         "schemas": [
-            (name, info.schema_descriptions.get(name), views) for name, views in schemas.items()
+            (name, info.schema_descriptions.get(name), tables) for name, tables in schemas.items()
         ],
         "filter": query,
+        "search_text": search_text,
         "shown": sum(len(v) for v in schemas.values()),
         "total": len(catalog.tables),
     }
