@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -298,6 +299,44 @@ def test_uploaded_file_is_the_users_table(client: httpx.Client, tmp_path: Path) 
     assert response.status_code == 200, response.text
     cell = xhtml(response).find(".//h:table[@id='result-table']/h:tbody/h:tr/h:td", XHTML)
     assert text_of(cell) == "5"
+
+
+def test_form_queries_take_the_sync_slots_and_say_when_all_are_busy(
+    pg_cluster, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    # One slot, held for at most 10 s by a slow query (its time limit).
+    settings = {
+        "TAPD_SYNC_SLOTS": "1",
+        "TAPD_SYNC_SLOT_WAIT": "0.5",
+        "TAPD_SYNC_EXECUTION_DURATION": "10",
+    }
+    running = start_service(pg_cluster, tmp_path, "web_busy", settings=settings, sample_rows=3000)
+    held: list[int] = []
+
+    def hold_the_slot() -> None:
+        with httpx.Client(base_url=running.url, timeout=60) as own:
+            slow = {"QUERY": SLOW_QUERY, "action": "run"}
+            held.append(own.post("/web/query", data=slow).status_code)
+
+    holder = threading.Thread(target=hold_the_slot)
+    try:
+        holder.start()
+        deadline = time.monotonic() + 30
+        answer = None
+        while time.monotonic() < deadline:  # until the slow query holds the only slot
+            with httpx.Client(base_url=running.url, timeout=30) as client:
+                answer = run_form(client, "SELECT TOP 1 id FROM demo.stars")
+            if answer.status_code == 503:
+                break
+        assert answer is not None and answer.status_code == 503
+        message = text_of(xhtml(answer).find(".//h:div[@id='query-error']", XHTML))
+        assert "all 1 synchronous query slots" in message
+        assert "submit the query as a job" in message
+        holder.join(timeout=60)
+        assert held == [400]  # the slow query ran into its time limit, shown on its page
+    finally:
+        holder.join(timeout=60)
+        stop_service(running, pg_cluster, "web_busy")
 
 
 # -- job pages -----------------------------------------------------------------------

@@ -42,6 +42,10 @@ UPLOAD_PART = "upload"
 DEFAULT_QUERY = "SELECT TOP 10 * FROM TAP_SCHEMA.tables"
 
 
+class ServiceBusy(TapdError):
+    """Every synchronous query slot stayed taken (the page answers 503)."""
+
+
 @dataclass
 class QueryForm:
     """What the form shows: the user's input, and what came of it."""
@@ -191,7 +195,7 @@ async def _answer(request: Request, service: TapService, fields: RequestForm) ->
     except TapdError as exc:
         form.error = exc.message
         form.error_line, form.error_column = error_position(exc)
-        return render_form(request, form, status=400)
+        return render_form(request, form, status=503 if isinstance(exc, ServiceBusy) else 400)
     return render_form(request, form)
 
 
@@ -280,15 +284,33 @@ async def _run_preview(
         assert upload is not None and name == UPLOAD_PART
         return upload
 
-    def work() -> bytes:
-        out = io.BytesIO()
-        with service.sync_pool.connection() as conn:
-            catalog = service.catalog(conn)
-            run_sync(conn, tap, out, config=config, catalog=catalog, resolve_part=resolve_part)
-        return out.getvalue()
-
     loop = asyncio.get_running_loop()
-    document = await loop.run_in_executor(service.sync_executor, work)
+
+    def work() -> bytes:
+        try:
+            out = io.BytesIO()
+            with service.sync_pool.connection() as conn:
+                catalog = service.catalog(conn)
+                run_sync(conn, tap, out, config=config, catalog=catalog, resolve_part=resolve_part)
+            return out.getvalue()
+        finally:
+            loop.call_soon_threadsafe(service.sync_gate.release)
+
+    # The form's queries take the same slots as /sync, and wait as long for one.
+    slot_wait = float(config.sync_slot_wait)
+    try:
+        await asyncio.wait_for(service.sync_gate.acquire(), slot_wait)
+    except TimeoutError:
+        raise ServiceBusy(
+            f"the service is busy: all {config.sync_slots} synchronous query slots stayed taken"
+            f" for {slot_wait:g} s; try again shortly, or submit the query as a job"
+        ) from None
+    try:
+        running = loop.run_in_executor(service.sync_executor, work)
+    except BaseException:
+        service.sync_gate.release()  # the worker never started
+        raise
+    document = await running
     preview, error = preview_from_json(document)
     if error is not None:
         raise TapdError(error)
