@@ -151,12 +151,12 @@ def _upload(value: Any, where: str, base_dir: Path) -> ExampleUpload:
 
 def upload_table(upload: ExampleUpload, max_rows: int) -> CatalogTable:
     """The catalog entry ``TAP_UPLOAD.<table>`` of an example's upload, read from its file."""
-    from tapd.uploads import UploadError, read_votable, upload_catalog_table
+    from tapd.uploads import UploadError, upload_table_of_file
+    from tapd.votable_stream import StreamLimits
 
     if not upload.path.is_file():
         raise UploadError(f"UPLOAD {upload.table}: the file {upload.path} does not exist")
-    columns, _ = read_votable(upload.path, upload.table, max_rows)
-    return upload_catalog_table(upload.table, columns)
+    return upload_table_of_file(upload.table, upload.path, StreamLimits(max_rows))
 
 
 def check_examples(

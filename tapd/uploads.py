@@ -316,6 +316,16 @@ def read_votable(
     return columns, _labelled(rows, label)
 
 
+def upload_table_of_file(table: str, path: Path, limits: StreamLimits) -> CatalogTable:
+    """The catalog entry ``TAP_UPLOAD.<table>`` of a VOTable file, from its columns alone
+    (for checking a query before anything runs; the rows are not read)."""
+    columns, rows = read_votable(path, table, limits)
+    close = getattr(rows, "close", None)
+    if close is not None:
+        close()  # a generator holding the open file
+    return upload_catalog_table(table, columns)
+
+
 def _labelled(rows: Iterator[list[Any]], label: str) -> Iterator[list[Any]]:
     try:
         yield from rows

@@ -243,7 +243,8 @@ async def _check(service: TapService, form: QueryForm, upload: Path | None) -> N
     from tapd.adql import translate_adql
     from tapd.formats import resolve_format
     from tapd.runner import tap_request
-    from tapd.uploads import read_votable, upload_catalog_table
+    from tapd.uploads import upload_table_of_file
+    from tapd.votable_stream import StreamLimits
 
     config = service.config
     # MAXREC and FORMAT are checked as TAP checks them, with their messages.
@@ -259,8 +260,8 @@ async def _check(service: TapService, form: QueryForm, upload: Path | None) -> N
             catalog = service.catalog(conn)
         tables: tuple[CatalogTable, ...] = ()
         if upload is not None:
-            columns, _ = read_votable(upload, form.upload_name, int(config.upload_max_rows))
-            tables = (upload_catalog_table(form.upload_name, columns),)
+            limits = StreamLimits(int(config.upload_max_rows), int(config.upload_max_cell_bytes))
+            tables = (upload_table_of_file(form.upload_name, upload, limits),)
         translate_adql(form.query, catalog.with_uploads(tables), udfs=tuple(config.udfs))
 
     await run_in_threadpool(check)
