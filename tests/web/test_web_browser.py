@@ -3,7 +3,6 @@ scenarios an astronomer goes through. Each test leaves a screenshot in its tmp d
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -20,9 +19,13 @@ SLOW_QUERY = "SELECT COUNT(*) AS n FROM demo.stars AS a, demo.stars AS b, demo.s
 
 
 def until(driver: Any, condition: Any, timeout: float = TIMEOUT) -> Any:
+    """``condition(driver)`` once truthy; elements replaced meanwhile (the job page swaps its
+    content, a form post loads a new page) only mean: look again."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
+    ignored = (StaleElementReferenceException, NoSuchElementException)
+    return WebDriverWait(driver, timeout, 0.2, ignored_exceptions=ignored).until(condition)
 
 
 def by_css(driver: Any, selector: str) -> Any:
@@ -123,13 +126,13 @@ def test_an_async_job_is_followed_live_to_completed(page: Any, service: RunningS
     by_css(page, "button[value='submit']").click()
     until(page, lambda d: "/web/jobs/" in d.current_url)
     page.execute_script("window.tapdTestMarker = 'same page'")
-    phase = by_css(page, "#phase")
-    seen = {phase.text}
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline and "COMPLETED" not in seen:
-        seen.add(by_css(page, "#phase").text)
-        time.sleep(0.1)
-    assert "COMPLETED" in seen, seen
+    seen: set[str] = set()
+
+    def completed(driver: Any) -> bool:
+        seen.add(by_css(driver, "#phase").text)
+        return "COMPLETED" in seen
+
+    until(page, completed)
     # The page's script followed the phase (UWS WAIT): no reload happened.
     assert page.execute_script("return window.tapdTestMarker") == "same page"
     link = until(page, lambda d: all_by_css(d, "#result-links a"))[0]

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tapd.errors import TapdError
 from tapd.http.problems import NotFound
 from tapd.http.service import TapService, service_of
 from tapd.http.web.query import example_by_id
@@ -24,14 +25,20 @@ VOTABLE_TYPE = "application/x-votable+xml"
 
 def publish_examples(service: TapService) -> None:
     """Read the configured examples, keep those that translate against the catalog (logging
-    the others) as ``service.examples``. A broken examples file stops the service."""
+    the others) as ``service.examples``. A broken examples file stops the service; a
+    catalog that cannot be read (no TAP_SCHEMA yet) leaves it without examples."""
     from tapd.examples import check_examples, examples_file, read_examples
 
     config = service.config
     path = examples_file(str(config.examples))
     examples = read_examples(path)
-    with service.pool.connection() as conn:
-        catalog = service.catalog(conn)
+    try:
+        with service.pool.connection() as conn:
+            catalog = service.catalog(conn)
+    except TapdError as exc:  # e.g. no TAP_SCHEMA yet: the service runs, without examples
+        log.warning("examples.unchecked", error=exc.message, file=str(path))
+        service.examples = ()
+        return
     good, rejected = check_examples(
         examples, catalog, udfs=tuple(config.udfs), max_rows=int(config.upload_max_rows)
     )
