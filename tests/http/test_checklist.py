@@ -23,7 +23,7 @@ from lxml import etree
 from tests.http.conftest import RunningService, start_service, stop_service
 
 NS = {"uws": "http://www.ivoa.net/xml/UWS/v1.0"}
-WAIT_MAX = 3
+WAIT_MAX = 8  # far above WAIT=1, so a busy machine cannot blur "1 s" and "the cap"
 ROWS = 50
 QUERY = "SELECT TOP 3 id FROM demo.stars ORDER BY id"
 SYNC_LIMIT = 2
@@ -417,7 +417,7 @@ def test_wait_returns_after_the_seconds_asked_for(client) -> None:
     root = job_root(client, url, WAIT="1")
     elapsed = time.monotonic() - started
     assert root.findtext("uws:phase", namespaces=NS) == "PENDING"
-    assert 0.9 <= elapsed < WAIT_MAX - 0.5
+    assert 0.9 <= elapsed < WAIT_MAX - 2
 
 
 def test_phase_values_and_names_are_case_insensitive(client) -> None:
