@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from tapd.store import initialise_schema
 from tapd.store.queries import schema_queries
@@ -53,10 +54,11 @@ def child(dsn: str, queries: dict[str, bytes]) -> int:
         "pids": [os.getpid()],
         "backend_pids": [conn.info.backend_pid],
     }
-    row = conn.execute(queries["claim_jobs"], claim).fetchone()
+    row = conn.cursor(row_factory=dict_row).execute(queries["claim_jobs"], claim).fetchone()
     if row is not None:
         params: dict[str, Any] = {
-            "job_id": row[0],
+            "job_id": row["job_id"],
+            "attempt": row["attempts"],
             "instance": "floor",
             "phase": "COMPLETED",
             "results": psycopg.types.json.Jsonb([]),

@@ -11,8 +11,8 @@ bound parameters do.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
-import os
 import threading
 import time
 import weakref
@@ -28,7 +28,13 @@ from tapd.cancellation import Cancellation
 from tapd.config import Config
 from tapd.errors import TapdError
 from tapd.log import get_logger
-from tapd.store.jobdir import ERROR_DOCUMENT, RESULT_ID, TEMP_PREFIX, ensure_job_dir
+from tapd.store.jobdir import (
+    RESULT_ID,
+    AttemptFiles,
+    job_dir,
+    make_job_dir,
+    storage_failure_message,
+)
 from tapd.store.jobs import ErrorSummary, Job, ResultEntry
 from tapd.store.phases import JobPhase
 from tapd.tap_parameters import TapRequest, parse_tap_parameters
@@ -71,13 +77,19 @@ class JobInterrupted(BaseException):
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """How a job ended, for ``JobStore.finish_job`` and the log."""
+    """How an attempt of a job ended, for its ending (``JobStore.ending``) and the
+    log. Its files are not in place yet: ``staged`` is the complete result under
+    the attempt's temporary name, ``error_document`` the VOTable error document
+    (``error.has_detail``); the ending puts them in place only if the attempt
+    still holds its job (``tapd.store.jobdir.AttemptFiles``)."""
 
     phase: JobPhase
     results: tuple[ResultEntry, ...] = ()
     error: ErrorSummary | None = None
     rows: int | None = None
     sqlstate: str | None = None
+    staged: Path | None = None
+    error_document: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -299,27 +311,37 @@ def failure_message(exc: psycopg.Error) -> str:
     return f"The query failed in the database: {text}"
 
 
-def _remove_temp_files(job_dir: Path) -> None:
-    for path in job_dir.glob(f"{TEMP_PREFIX}*"):
-        with contextlib.suppress(OSError):
-            path.unlink()
+#: Seconds of leeway when telling whether a cancelled statement ran into its
+#: time limit (statement_timeout is set in whole milliseconds, rounded down).
+TIME_LIMIT_LEEWAY = 0.05
 
 
-def write_error_file(job_dir: Path, message: str, infos: list[tuple[str, str]]) -> bool:
-    """Write ``error.xml`` (VOTable QUERY_STATUS=ERROR) atomically; False if impossible."""
-    try:
-        from tapd import formats
+def time_is_up(deadline: float | None, now: float) -> bool:
+    """Whether a statement cancelled at ``now`` (``time.monotonic()``) was
+    stopped by its time limit ``deadline``; otherwise someone cancelled it."""
+    return deadline is not None and now >= deadline - TIME_LIMIT_LEEWAY
 
-        temp = job_dir / f"{TEMP_PREFIX}{ERROR_DOCUMENT}.{os.getpid()}"
-        with open(temp, "wb") as out:
-            formats.write_error_document(out, message, infos=infos)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, job_dir / ERROR_DOCUMENT)
-        return True
-    except Exception as exc:  # the phase and message matter more than the document
-        log.warning("job.error_document_failed", job_dir=str(job_dir), error=str(exc))
-        return False
+
+def cancelled_message(exc: psycopg.Error) -> str:
+    """SQLSTATE 57014 before the time limit: a cancel from outside tapd (an
+    administrator's pg_cancel_backend, or the database's own statement_timeout),
+    in the server's words."""
+    said = exc.diag.message_primary or str(exc).strip().splitlines()[0]
+    return (
+        "The query was cancelled in the database before its time limit"
+        f' (the server said: "{said}"), for example by an administrator; submit it again.'
+    )
+
+
+def error_document(message: str, infos: list[tuple[str, str]]) -> bytes:
+    """The VOTable error document (QUERY_STATUS=ERROR) of a failed or aborted job."""
+    import io
+
+    from tapd import formats
+
+    out = io.BytesIO()
+    formats.write_error_document(out, message, infos=infos)
+    return out.getvalue()
 
 
 # -- async: one job in the daemon's child -------------------------------------
@@ -337,6 +359,15 @@ class QuerySession:
     prelude: str = ""
 
 
+class _ResultNotWritten(Exception):
+    """The job directory refused the result (disk full, not writable, I/O error)."""
+
+    def __init__(self, error: OSError, path: Path) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.path = Path(error.filename) if error.filename else path
+
+
 def run_job(
     job: Job,
     session: QuerySession,
@@ -346,27 +377,32 @@ def run_job(
     deadline: float | None = None,
     fetch_part: Callable[[str, Path], object] | None = None,
 ) -> JobOutcome:
-    """Run ``job`` and say how it ended; writes the result or the error document
-    into the job directory. ``deadline`` (``time.monotonic()``) bounds the
+    """Run the current attempt of ``job`` and say how it ended: the result is
+    written under the attempt's temporary name (``JobOutcome.staged``), an
+    error document is returned as bytes; neither is put in place here (see
+    ``JobOutcome``). ``deadline`` (``time.monotonic()``) bounds the
     statement_timeout. ``fetch_part(part, path)`` brings an inline upload that
     is not in this host's job directory (stored by another host) to ``path``.
     Raises ``JobInterrupted`` (from signal handlers) and ``DatabaseLost``;
     every other failure becomes an ERROR outcome."""
-    jobs_dir = config.jobs_path
-    job_dir = ensure_job_dir(jobs_dir, job.job_id)
-
-    def resolve_part(part: str) -> Path:
-        from tapd.uploads import part_path
-
-        path = part_path(job_dir, part)
-        if fetch_part is not None and not path.exists():
-            path.parent.mkdir(mode=0o750, exist_ok=True)
-            fetch_part(part, path)
-        return path
-
+    files = attempt_files(config.jobs_path, job)
     infos: list[tuple[str, str]] = []
     started = time.monotonic()
     try:
+        try:
+            directory = make_job_dir(config.jobs_path, job.job_id)
+        except OSError as exc:
+            raise _ResultNotWritten(exc, files.directory) from None
+
+        def resolve_part(part: str) -> Path:
+            from tapd.uploads import part_path
+
+            path = part_path(directory, part)
+            if fetch_part is not None and not path.exists():
+                path.parent.mkdir(mode=0o750, exist_ok=True)
+                fetch_part(part, path)
+            return path
+
         request = tap_request(job.parameters, config)
         infos = query_infos(request)
         fmt = resolve_format(request.format_name)
@@ -377,28 +413,32 @@ def run_job(
         uploads = load_request_uploads(session.conn, request, config, resolve_part, session.role)
         translation = translate_with_fresh_catalog(request, catalog, config, session.conn, uploads)
         timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
+        from tapd import formats
+
+        staged = files.temporary(formats.result_filename(fmt))
         with deferred_query_transaction(
             session.conn,
             query_role=session.role,
             timeout=timeout,
             search_path=query_search_path(session.conn),
         ) as transaction:
-            from tapd import formats
-
             if prelude and not transaction.begin:
                 session.conn.execute(prelude)
-            written = formats.write_result_file(
-                session.conn,
-                translation.sql,
-                translation.params,
-                translation.columns,
-                fmt,
-                job_dir,
-                maxrec=request.maxrec,
-                infos=infos,
-                prelude="; ".join(s for s in (prelude, transaction.begin) if s),
-                epilogue=transaction.end,
-            )
+            try:
+                written = formats.stage_result_file(
+                    session.conn,
+                    translation.sql,
+                    translation.params,
+                    translation.columns,
+                    fmt,
+                    staged,
+                    maxrec=request.maxrec,
+                    infos=infos,
+                    prelude="; ".join(s for s in (prelude, transaction.begin) if s),
+                    epilogue=transaction.end,
+                )
+            except OSError as exc:
+                raise _ResultNotWritten(exc, staged) from None
         entry = ResultEntry(
             result_id=RESULT_ID,
             filename=written.filename,
@@ -407,48 +447,65 @@ def run_job(
             rows=written.rows,
             overflow=written.overflow,
         )
-        return JobOutcome(JobPhase.COMPLETED, results=(entry,), rows=written.rows)
+        return JobOutcome(JobPhase.COMPLETED, results=(entry,), rows=written.rows, staged=staged)
     except psycopg.errors.QueryCanceled as exc:
-        # Not an interrupt of ours (that raises JobInterrupted): statement_timeout.
-        _remove_temp_files(job_dir)
-        limit = QueryTimeLimit(job.execution_duration, "executionDuration")
-        has_doc = write_error_file(job_dir, limit.message, infos)
-        return JobOutcome(
-            JobPhase.ABORTED,
-            error=ErrorSummary(limit.message, has_detail=has_doc),
-            sqlstate=exc.sqlstate,
-        )
+        # Not an interrupt of ours (that raises JobInterrupted): statement_timeout,
+        # or a cancel from outside (pg_cancel_backend).
+        if time_is_up(deadline, time.monotonic()):
+            limit = QueryTimeLimit(job.execution_duration, "executionDuration")
+            return failed_outcome(limit.message, infos, exc.sqlstate, JobPhase.ABORTED)
+        return failed_outcome(cancelled_message(exc), infos, exc.sqlstate)
     except psycopg.OperationalError as exc:
         if session.conn.closed or session.conn.broken:
             raise DatabaseLost(str(exc)) from exc
-        return _failed(job_dir, failure_message(exc), infos, exc.sqlstate)
+        return failed_outcome(failure_message(exc), infos, exc.sqlstate)
     except psycopg.Error as exc:
-        return _failed(job_dir, failure_message(exc), infos, exc.sqlstate)
+        return failed_outcome(failure_message(exc), infos, exc.sqlstate)
+    except _ResultNotWritten as exc:
+        return storage_failed_outcome(job.job_id, exc.error, exc.path)
     except TapdError as exc:
-        return _failed(job_dir, exc.message, infos, getattr(exc, "sqlstate", None))
+        return failed_outcome(exc.message, infos, getattr(exc, "sqlstate", None))
     finally:
         log.debug("job.query_done", job_id=job.job_id, duration_ms=_ms_since(started))
 
 
-def _failed(
-    job_dir: Path, message: str, infos: list[tuple[str, str]], sqlstate: str | None
+def attempt_files(jobs_dir: Path, job: Job) -> AttemptFiles:
+    """The files of the job's current attempt (``job.attempts``, set by its claim)."""
+    return AttemptFiles(job_dir(jobs_dir, job.job_id), job.attempts)
+
+
+def failed_outcome(
+    message: str,
+    infos: list[tuple[str, str]],
+    sqlstate: str | None = None,
+    phase: JobPhase = JobPhase.ERROR,
 ) -> JobOutcome:
-    _remove_temp_files(job_dir)
-    has_doc = write_error_file(job_dir, message, infos)
+    """A job that did not complete, with its error document."""
     return JobOutcome(
-        JobPhase.ERROR, error=ErrorSummary(message, has_detail=has_doc), sqlstate=sqlstate
+        phase,
+        error=ErrorSummary(message, has_detail=True),
+        sqlstate=sqlstate,
+        error_document=error_document(message, infos),
     )
 
 
-def interrupted_outcome(job_id: str, query: str | None, message: str, config: Config) -> JobOutcome:
-    """ABORTED, with the error document when the job directory allows."""
-    job_dir = config.jobs_path / job_id
-    has_doc = False
-    if job_dir.is_dir():
-        _remove_temp_files(job_dir)
-        infos = [("QUERY", query)] if query else []
-        has_doc = write_error_file(job_dir, message, infos)
-    return JobOutcome(JobPhase.ABORTED, error=ErrorSummary(message, has_detail=has_doc))
+def storage_failed_outcome(job_id: str, error: OSError, path: Path) -> JobOutcome:
+    """ERROR saying the result could not be written (no error document: it would
+    go to the same disk); the operator's one log event names the path."""
+    log.error(
+        "job.storage_failed",
+        job_id=job_id,
+        path=str(path),
+        errno=errno.errorcode.get(error.errno or 0, str(error.errno)),
+        error=error.strerror or str(error),
+    )
+    message = storage_failure_message(error)
+    return JobOutcome(JobPhase.ERROR, error=ErrorSummary(message, has_detail=False))
+
+
+def interrupted_outcome(phase: JobPhase, message: str, query: str | None) -> JobOutcome:
+    """The ending of an interrupted job, with its error document."""
+    return failed_outcome(message, [("QUERY", query)] if query else [], phase=phase)
 
 
 def _ms_since(start: float) -> int:
@@ -544,6 +601,7 @@ def _run_sync(
         conn, request, config, resolve_part or _no_inline_parts, role, stop
     )
     timed_out = threading.Event()
+    deadline = time.monotonic() + limit if limit else None
     alarm = watchdog().arm(limit, lambda: _cancel_quietly(conn, timed_out)) if limit else None
     try:
         stop.check()
@@ -567,9 +625,11 @@ def _run_sync(
                 epilogue=transaction.end,
             )
         return SyncResult(rows=summary.rows, overflow=summary.overflow, mime_type=fmt.mime_type)
-    except psycopg.errors.QueryCanceled:
+    except psycopg.errors.QueryCanceled as exc:
         stop.check()
-        raise QueryTimeLimit(limit, "time limit of synchronous queries") from None
+        if timed_out.is_set() or time_is_up(deadline, time.monotonic()):
+            raise QueryTimeLimit(limit, "time limit of synchronous queries") from None
+        raise QueryFailed(cancelled_message(exc), exc.sqlstate) from None
     except psycopg.Error as exc:
         stop.check()
         if timed_out.is_set():

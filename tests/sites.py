@@ -64,6 +64,21 @@ def wait_for(predicate: Callable[[], T], timeout: float, what: str, step: float 
         time.sleep(step)
 
 
+def refusing_trigger(name: str, when: str, message: str) -> str:
+    """SQL of a trigger ``name`` on tapd.jobs that refuses, with ``message``,
+    every update matching ``when`` (a condition on OLD and NEW), as a broken
+    trigger, a revoked privilege or a full disk on the server would; drop it
+    with ``DROP TRIGGER <name> ON tapd.jobs``."""
+    return f"""
+CREATE FUNCTION public.{name}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '{message}';
+END $$;
+CREATE TRIGGER {name} BEFORE UPDATE ON tapd.jobs FOR EACH ROW
+    WHEN ({when}) EXECUTE FUNCTION public.{name}();
+"""
+
+
 def _toml(value: Any) -> str:
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

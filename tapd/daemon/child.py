@@ -12,19 +12,24 @@ afterwards. A spare that cannot connect writes ``!`` and the reason (the
 server's message) on its ready pipe instead, and exits 76.
 
 The child never touches the daemon's connections (libpq shares their sockets
-after fork). It names its sessions ``tapd job <id>``, runs the job
-(``tapd.runner.run_job``), writes the final phase and exits. SIGTERM or
+after fork). It names its sessions ``tapd job <id>``, runs its attempt of the
+job (``tapd.runner.run_job``), records the ending and exits. SIGTERM or
 SIGINT (an abort, from anyone) and SIGALRM (executionDuration, counted from
-the claim) raise ``JobInterrupted`` wherever the child is: it cancels its
-query, and the job ends ABORTED with a message naming the cause. If the
-daemon dies, the kernel sends SIGTERM (PR_SET_PDEATHSIG) and the job ends in
-ERROR.
+the claim) raise ``JobInterrupted`` wherever the child is, up to the moment
+its outcome is decided: it cancels its query, and the job ends ABORTED with a
+message naming the cause. If the daemon dies, the kernel sends SIGTERM
+(PR_SET_PDEATHSIG) and the job ends in ERROR. SIGUSR1 (the daemon stopping
+with ``shutdown_policy = "requeue"``) makes the child give the job back: it
+records nothing and exits 77; the daemon requeues the attempt once the child
+is gone. From the decided outcome on, those signals are blocked: the ending
+(``JobStore.ending``) and the files it puts in place are recorded whole, or
+not at all when the attempt no longer holds its job.
 
-Exit status: 0 the job ended (or was no longer this child's to run, or the
-spare was retired), 75 the database connection was lost during the job (the
-daemon requeues it), 76 a spare could not reach the database (no job was
-touched), anything else or a signal: the daemon ends the job in ERROR and
-terminates its backends.
+Every file the child writes into the job directory belongs to its attempt
+(``tapd.store.jobdir.AttemptFiles``): it removes only its own temporaries, on
+every way out.
+
+Exit statuses and what the daemon does about them: ``tapd.daemon.endings``.
 """
 
 from __future__ import annotations
@@ -49,6 +54,16 @@ import psycopg
 from psycopg import sql
 
 from tapd.config import Config
+from tapd.daemon.endings import (
+    EXIT_DATABASE_LOST,
+    EXIT_DONE,
+    EXIT_GAVE_BACK,
+    EXIT_INTERNAL_ERROR,
+    EXIT_SPARE_NO_DATABASE,
+    Disposition,
+    Interruption,
+    interruption_ending,
+)
 from tapd.errors import DatabaseUnavailable, TapdError
 from tapd.log import get_logger
 from tapd.peers import copy_remote_file, host_name, locate
@@ -60,19 +75,19 @@ from tapd.runner import (
     interrupted_outcome,
     rehearse,
     run_job,
+    storage_failed_outcome,
 )
 from tapd.store import JobStore, job_application_name
 from tapd.store.connection import LinkTimeouts, connect, connect_direct, one_line
-from tapd.store.jobdir import UPLOADS_DIR
-from tapd.store.jobs import Job
+from tapd.store.jobdir import UPLOADS_DIR, AttemptFiles, job_dir
+from tapd.store.jobs import Attempt, ErrorSummary, Job
 from tapd.store.phases import JobPhase
 
-EXIT_DONE = 0
-EXIT_INTERNAL_ERROR = 70
-EXIT_DATABASE_LOST = 75
-EXIT_SPARE_NO_DATABASE = 76
-
 ABORT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: The stopping daemon asks for the job back with this signal (it requeues it).
+GIVE_BACK_SIGNAL = signal.SIGUSR1
+#: Blocked from the moment the outcome is decided: nothing may interrupt the ending.
+INTERRUPTING_SIGNALS = frozenset({*ABORT_SIGNALS, signal.SIGALRM, GIVE_BACK_SIGNAL})
 _PR_SET_PDEATHSIG = 1
 
 log = get_logger()
@@ -103,6 +118,7 @@ class Assignment:
     """A claimed job handed to a spare: a length-prefixed pickle on its pipe."""
 
     job_id: str
+    attempt: int  # the attempt the claim started (the job's attempts counter)
     execution_duration: int
     deadline: float | None  # time.monotonic() by which the job must end
     job: Job | None = None  # the claimed row (None: too large for the pipe; read it)
@@ -110,7 +126,8 @@ class Assignment:
     def encode(self) -> bytes:
         payload = pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
         if len(payload) > MAX_ASSIGNMENT_BYTES and self.job is not None:
-            return Assignment(self.job_id, self.execution_duration, self.deadline).encode()
+            smaller = Assignment(self.job_id, self.attempt, self.execution_duration, self.deadline)
+            return smaller.encode()
         return _LENGTH.pack(len(payload)) + payload
 
     @classmethod
@@ -129,8 +146,17 @@ class Assignment:
         return len(data) >= _LENGTH.size + int(length)
 
 
+class Interrupted(JobInterrupted):
+    """``JobInterrupted`` saying why (``tapd.daemon.endings.Interruption``)."""
+
+    def __init__(self, reason: Interruption) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+
+
 class _Interrupts:
-    """Turns the first abort or alarm signal into ``JobInterrupted``; later ones are ignored."""
+    """Turns the first abort, alarm or give-back signal into ``Interrupted``;
+    later ones are ignored."""
 
     def __init__(self, assignment: Assignment, parent_pid: int) -> None:
         self.assignment = assignment
@@ -141,30 +167,27 @@ class _Interrupts:
         for signum in ABORT_SIGNALS:
             signal.signal(signum, self._on_abort)
         signal.signal(signal.SIGALRM, self._on_alarm)
+        signal.signal(GIVE_BACK_SIGNAL, self._on_give_back)
         if self.assignment.deadline is not None:
             remaining = max(0.001, self.assignment.deadline - time.monotonic())
             signal.setitimer(signal.ITIMER_REAL, remaining)
 
-    def _raise(self, message: str) -> None:
+    def _raise(self, reason: Interruption) -> None:
         if self.fired:
             return
         self.fired = True
-        raise JobInterrupted(message)
+        raise Interrupted(reason)
 
     def _on_abort(self, signum: int, frame: FrameType | None) -> None:
         if os.getppid() != self.parent_pid:
-            self._raise(DAEMON_DIED)
-        self._raise("The job was aborted on request.")
+            self._raise(Interruption.DAEMON_DIED)
+        self._raise(Interruption.ABORT)
 
     def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
-        seconds = self.assignment.execution_duration
-        self._raise(
-            f"The job exceeded its executionDuration of {seconds} s and was aborted;"
-            " make the query more selective or ask for a longer executionDuration."
-        )
+        self._raise(Interruption.TIME_LIMIT)
 
-
-DAEMON_DIED = "The runner daemon stopped unexpectedly; the job was stopped."
+    def _on_give_back(self, signum: int, frame: FrameType | None) -> None:
+        self._raise(Interruption.GIVE_BACK)
 
 
 def _load_prctl() -> Any:
@@ -180,7 +203,7 @@ _prctl = _load_prctl()
 def _detach_from_parent(parent_pid: int) -> None:
     """Undo the daemon's process state that must not act in the child."""
     signal.set_wakeup_fd(-1)
-    for signum in (*ABORT_SIGNALS, signal.SIGCHLD):
+    for signum in (*ABORT_SIGNALS, GIVE_BACK_SIGNAL, signal.SIGCHLD):
         signal.signal(signum, signal.SIG_DFL)  # an idle spare just ends
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # psycopg warns when an interrupted transaction cannot be rolled back; the
@@ -326,9 +349,11 @@ def spare_main(spec: SpareSpec) -> int:
 
 
 def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions) -> int:
-    """Run the job the daemon handed over; returns the exit status."""
+    """Run the attempt the daemon handed over; returns the exit status."""
     config = spec.config
     job_id = assignment.job_id
+    attempt = Attempt(job_id, assignment.attempt, spec.instance)
+    files = AttemptFiles(job_dir(config.jobs_path, job_id), attempt.number)
     job: Job | None = None
     interrupts = _Interrupts(assignment, spec.parent_pid)
     started = time.monotonic()
@@ -340,7 +365,7 @@ def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions)
         naming = _naming_statement(sessions.query_conn, application_name)
         if sessions.conn is not sessions.query_conn:
             sessions.conn.execute(naming)  # the query session's rides with its first statement
-        job = assignment.job or _read_claimed_job(sessions.conn, spec, job_id)
+        job = assignment.job or _read_claimed_job(sessions.conn, spec, attempt)
         if job is None:
             log.info("job.not_started", job_id=job_id, reason="no longer this runner's")
             sessions.close()
@@ -353,20 +378,28 @@ def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions)
             deadline=assignment.deadline,
             fetch_part=_upload_fetcher(job, sessions.conn, config),
         )
-    except JobInterrupted as exc:
+        # The outcome is decided: from here nothing may interrupt recording it
+        # (a signal that came just before is still caught below).
+        signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTING_SIGNALS)
+    except Interrupted as exc:
+        signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTING_SIGNALS)
         _cancel_and_close(sessions.query_conn)
         _cancel_and_close(sessions.conn)
         sessions.conn = sessions.query_conn = None
+        files.discard()
+        ending = interruption_ending(exc.reason, assignment.execution_duration)
+        if ending.disposition is Disposition.REQUEUE:
+            log.info("job.given_back", job_id=job_id, attempt=attempt.number)
+            return EXIT_GAVE_BACK
+        assert ending.phase is not None
         query = job.parameter("QUERY") if job is not None else None
-        outcome = interrupted_outcome(job_id, query, exc.message, config)
-        if exc.message == DAEMON_DIED:
-            outcome = JobOutcome(JobPhase.ERROR, error=outcome.error)
+        outcome = interrupted_outcome(ending.phase, ending.message, query)
     except (DatabaseLost, DatabaseUnavailable, psycopg.OperationalError) as exc:
+        signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTING_SIGNALS)
+        files.discard()
         log.warning("job.database_lost", job_id=job_id, error=str(exc).strip())
         return EXIT_DATABASE_LOST
 
-    # From here on the outcome is decided: nothing may interrupt writing it.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {*ABORT_SIGNALS, signal.SIGALRM})
     signal.setitimer(signal.ITIMER_REAL, 0)
     try:
         if sessions.query_conn is not None and sessions.query_conn is not sessions.conn:
@@ -376,17 +409,14 @@ def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions)
             conn = connect(
                 config.dsn, application_name=application_name, timeouts=LinkTimeouts.of(config)
             )
-        ended = JobStore(conn, config.schema).finish_job(
-            job_id,
-            spec.instance,
-            outcome.phase,
-            results=outcome.results,
-            error=outcome.error,
-        )
+        store = JobStore(conn, config.schema)
+        outcome, ended = end_attempt(store, attempt, outcome, files)
         conn.close()
     except (DatabaseUnavailable, psycopg.OperationalError) as exc:
         log.warning("job.database_lost", job_id=job_id, error=str(exc).strip())
         return EXIT_DATABASE_LOST
+    finally:
+        files.discard()
     _log_outcome(job_id, outcome, ended, started)
     return EXIT_DONE
 
@@ -414,6 +444,49 @@ def _upload_fetcher(
     return fetch
 
 
+def end_attempt(
+    store: JobStore, attempt: Attempt, outcome: JobOutcome, files: AttemptFiles
+) -> tuple[JobOutcome, bool]:
+    """Record the outcome of ``attempt`` and put its files in place, both only
+    if the attempt still holds its job (the row stays locked meanwhile);
+    returns the outcome recorded and whether it was. A result that cannot be
+    put in place turns into the storage failure it is; an error document that
+    cannot, into the same ending without it."""
+    try:
+        with store.ending(
+            attempt, outcome.phase, results=outcome.results, error=outcome.error
+        ) as ours:
+            if ours:
+                _publish(outcome, files)
+        return outcome, ours
+    except OSError as exc:  # rolled back: end again, without the file
+        if outcome.staged is not None:
+            outcome = storage_failed_outcome(attempt.job_id, exc, files.directory)
+        else:
+            error = outcome.error or ErrorSummary("The job failed.")
+            log.warning(
+                "job.error_document_failed",
+                job_id=attempt.job_id,
+                path=str(files.directory),
+                error=exc.strerror or str(exc),
+            )
+            outcome = JobOutcome(
+                outcome.phase,
+                error=ErrorSummary(error.message, error.type, has_detail=False),
+                sqlstate=outcome.sqlstate,
+            )
+        ended = store.finish_job(attempt, outcome.phase, error=outcome.error)
+        return outcome, ended
+
+
+def _publish(outcome: JobOutcome, files: AttemptFiles) -> None:
+    """Put the attempt's result or error document in place (inside its ending)."""
+    if outcome.staged is not None and outcome.results:
+        files.publish_result(outcome.staged, outcome.results[0].filename)
+    elif outcome.error_document is not None:
+        files.publish_error_document(outcome.error_document)
+
+
 def _naming_statement(conn: psycopg.Connection[Any], application_name: str) -> str:
     """SQL naming a session after its job: how its backends are found (to
     cancel or terminate them) from anywhere."""
@@ -422,17 +495,17 @@ def _naming_statement(conn: psycopg.Connection[Any], application_name: str) -> s
     )
 
 
-def _read_claimed_job(conn: psycopg.Connection[Any], spec: SpareSpec, job_id: str) -> Job | None:
-    """The claimed job's row, if it is still this child's to run (an assignment
-    too large for the pipe comes without it)."""
+def _read_claimed_job(
+    conn: psycopg.Connection[Any], spec: SpareSpec, attempt: Attempt
+) -> Job | None:
+    """The claimed job's row, if it is still in this child's attempt (an
+    assignment too large for the pipe comes without it)."""
     try:
-        job = JobStore(conn, spec.config.schema).get_job(job_id)
+        job = JobStore(conn, spec.config.schema).get_job(attempt.job_id)
     except TapdError:  # deleted meanwhile
         return None
     mine = (
-        job.phase == JobPhase.EXECUTING
-        and job.runner_instance == spec.instance
-        and job.runner_pid == os.getpid()
+        job.phase == JobPhase.EXECUTING and job.attempt == attempt and job.runner_pid == os.getpid()
     )
     return job if mine else None
 

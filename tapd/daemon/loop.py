@@ -6,15 +6,16 @@ children, enforce deadlines, then the periodic work (claim when woken or the
 poll is due, heartbeat, reconciliation, destruction sweep). The database
 connection is autocommit: no transaction stays open while jobs run. If it
 breaks, children keep running, their endings wait in memory, and the daemon
-reconnects with back-off, LISTENs again and catches up. Any other database
-error is classified (``tapd.store.faults``) and answered by
-``tapd.daemon.health``: the failing operation backs off on its own, and the
-log, STATUS= and the daemon's runners row say why.
+reconnects with back-off, LISTENs again and catches up.
 
 Signals: SIGHUP reloads the configuration; SIGTERM/SIGINT stop claiming and
 give running jobs ``runner.shutdown_grace`` seconds, then abort them or put
-them back in the queue (``runner.shutdown_policy``); a second SIGTERM skips
-the grace period.
+them back in the queue (``runner.shutdown_policy``: a job goes back only once
+its child is gone); a second SIGTERM skips the grace period.
+
+Every ending the daemon records names the attempt it belongs to
+(``tapd.store.Attempt``), and what it records is decided by the pure
+functions of ``tapd.daemon.endings`` from the facts gathered here.
 """
 
 from __future__ import annotations
@@ -40,21 +41,26 @@ from psycopg import sql
 
 from tapd import log as tapd_log
 from tapd.config import Config
-from tapd.daemon.child import (
-    EXIT_DATABASE_LOST,
+from tapd.daemon.child import GIVE_BACK_SIGNAL, Assignment, SpareSpec, run_spare
+from tapd.daemon.endings import (
     EXIT_DONE,
     EXIT_SPARE_NO_DATABASE,
-    Assignment,
-    SpareSpec,
-    run_spare,
+    SHUTDOWN_ABORT,
+    ChildExit,
+    Disposition,
+    Ending,
+    child_ending,
+    finish,
+    unattended_ending,
 )
 from tapd.daemon.health import Backoff, Health, Operation
-from tapd.daemon.recovery import MAX_ATTEMPTS, boot_id, reconcile_runners
+from tapd.daemon.recovery import boot_id, reconcile_runners
 from tapd.daemon.systemd import SystemdNotifier
 from tapd.errors import DatabaseUnavailable, TapdError
 from tapd.log import get_logger
 from tapd.peers import host_name
 from tapd.store import (
+    Attempt,
     ErrorSummary,
     JobPhase,
     JobStore,
@@ -66,7 +72,9 @@ from tapd.store.connection import LinkTimeouts, connect, dsn_parameters, one_lin
 from tapd.store.faults import Action, CannotConnect, DatabaseFault, database_fault
 from tapd.store.jobdir import (
     ORPHAN_DIR_GRACE,
+    AttemptFiles,
     check_jobs_dir,
+    job_dir,
     remove_job_dir,
     remove_orphaned_spool_files,
     stale_job_dirs,
@@ -115,27 +123,46 @@ class Child:
     forked: float = 0.0  # time.monotonic() of the fork (a spare must be ready in time)
     failure: str | None = None  # why the spare could not connect, in its own words
     job_id: str | None = None
-    attempts: int = 0
+    attempt: int = 0  # the attempt of the job it runs (the claim's attempts counter)
     execution_duration: int = 0
     started: float = 0.0  # time.monotonic() of the assignment
     deadline: float | None = None
     stop_reason: str | None = None  # why the daemon signalled it
     stop_sent: float | None = None
-    kill_reason: str | None = None  # why the daemon killed it (SIGKILL)
+    still_ours: bool = True  # False once the job was found ended or taken elsewhere
+    giving_back: bool = False  # asked to give its job back (the daemon stops, requeue)
+    killed_at_deadline: bool = False  # the daemon killed it (SIGKILL) past the deadline
+    killed_unresponsive: bool = False  # ... or because it did not stop when asked
+    killed_not_ready: bool = False  # a spare killed for not becoming ready in time
 
     @property
     def busy(self) -> bool:
         return self.job_id is not None
 
+    @property
+    def killed(self) -> bool:
+        return self.killed_at_deadline or self.killed_unresponsive or self.killed_not_ready
+
+    def exit_facts(self, code: int | None, signum: int | None) -> ChildExit:
+        """What ``tapd.daemon.endings.child_ending`` needs to know of its exit."""
+        return ChildExit(
+            code=code,
+            signal=signum,
+            attempt=self.attempt,
+            still_ours=self.still_ours,
+            giving_back=self.giving_back,
+            killed_at_deadline=self.execution_duration if self.killed_at_deadline else None,
+            killed_unresponsive=self.stop_reason if self.killed_unresponsive else None,
+        )
+
 
 @dataclass(frozen=True)
 class PendingEnd:
-    """A job ending decided while the database was unreachable."""
+    """An ending decided for one attempt, kept until the database takes it (or
+    refuses it: the attempt no longer holds the job)."""
 
-    job_id: str
-    phase: JobPhase
-    message: str
-    requeue: bool = False
+    attempt: Attempt
+    ending: Ending
 
 
 @dataclass
@@ -209,6 +236,7 @@ class RunnerDaemon:
         self.catalog: Any | None = None
         self.wake = True
         self.backlog = False  # the last claim took a job for every idle spare
+        self.check_own = False  # a notification says a job we run may be ours no more
         self.stopping = False
         self.stop_deadline: float | None = None
         self.timers = _Timers()
@@ -462,10 +490,13 @@ class RunnerDaemon:
         if phase == JobPhase.QUEUED:
             self.wake = True
         # COMPLETED is only ever set by the child itself; any other change of a
-        # job we run means someone ended it (a child that is finishing blocks the
-        # signal, so it does no harm there).
-        if phase not in (JobPhase.EXECUTING, JobPhase.COMPLETED):
-            self._stop_job(change.get("job_id"), f"the job became {phase}")
+        # job we run may mean someone ended it. The payload does not say which
+        # attempt changed (it may be our own requeue of an earlier one), so the
+        # database is asked (_reconcile_own) before any child is stopped.
+        if phase not in (JobPhase.EXECUTING, JobPhase.COMPLETED) and self._child_of(
+            change.get("job_id")
+        ):
+            self.check_own = True
 
     # -- periodic work ---------------------------------------------------------
 
@@ -483,11 +514,11 @@ class RunnerDaemon:
         else:
             candidates.append(self.timers.reconnect)
         for child in self.children.values():
-            if child.ready is not None and child.kill_reason is None:
+            if child.ready is not None and not child.killed:
                 candidates.append(child.forked + self.config.spare_ready_timeout)
-            if child.deadline is not None and child.kill_reason is None:
+            if child.deadline is not None and not child.killed:
                 candidates.append(child.deadline + DEADLINE_GRACE)
-            if child.stop_sent is not None and child.kill_reason is None:
+            if child.stop_sent is not None and not child.killed:
                 candidates.append(child.stop_sent + STOP_GRACE)
         if self.stop_deadline is not None:
             candidates.append(self.stop_deadline)
@@ -498,9 +529,10 @@ class RunnerDaemon:
     def _periodic(self) -> None:
         """The database work that is due; each operation backs off on its own."""
         now = time.monotonic()
-        if now >= self.timers.poll or self._retry_due(Operation.OWN_JOBS, now):
-            self.timers.poll = now + self.config.poll_interval
-            self.wake = True
+        if now >= self.timers.poll or self.check_own or self._retry_due(Operation.OWN_JOBS, now):
+            if now >= self.timers.poll:
+                self.timers.poll = now + self.config.poll_interval
+                self.wake = True
             self._attempt(Operation.OWN_JOBS, self._reconcile_own)
         if now >= self.timers.heartbeat or self._retry_due(Operation.HEARTBEAT, now):
             self.timers.heartbeat = now + self.config.heartbeat_interval
@@ -567,28 +599,35 @@ class RunnerDaemon:
         )
 
     def _reconcile_own(self) -> None:
-        """Requeue jobs claimed in our name without a child; stop children whose
-        job the database no longer has us running (a missed abort NOTIFY)."""
+        """Settle attempts claimed in our name that have no child and no pending
+        ending; stop children whose attempt the database no longer has us
+        running (a missed abort NOTIFY, a takeover)."""
         assert self.store is not None
+        self.check_own = False
         by_job = {c.job_id: c for c in self.children.values() if c.job_id is not None}
+        pending = {end.attempt.job_id for end in self.pending_ends}
         seen = self.store.runner_jobs(self.instance, list(by_job))
-        stray = [
-            job_id
-            for job_id, row in seen.items()
-            if job_id not in by_job and row["phase"] == JobPhase.EXECUTING
-        ]
-        if stray:
-            self._requeue(stray, "claimed but never started")
-            self.wake = True
-        for job_id in by_job:
-            row = seen.get(job_id)
+        for job_id, row in seen.items():
             if (
-                row is None
+                job_id in by_job
+                or job_id in pending
                 or row["phase"] != JobPhase.EXECUTING
-                or (row["runner_instance"] != self.instance)
+                or row["runner_instance"] != self.instance
             ):
-                phase = row["phase"] if row else "deleted"
-                self._stop_job(job_id, f"the job became {phase}")
+                continue
+            attempt = Attempt(job_id, row["attempts"], self.instance)
+            had_child = row["runner_pid"] is not None
+            self._settle(attempt, unattended_ending(had_child=had_child, attempt=attempt.number))
+        for job_id, child in by_job.items():
+            now = seen.get(job_id)
+            if (
+                now is None
+                or now["phase"] != JobPhase.EXECUTING
+                or now["runner_instance"] != self.instance
+                or now["attempts"] != child.attempt
+            ):
+                phase = now["phase"] if now else "deleted"
+                self._stop_job(child, f"the job became {phase}")
 
     def _sweep(self) -> None:
         assert self.store is not None
@@ -668,7 +707,7 @@ class RunnerDaemon:
         for job in jobs:
             spare = self.children.get(job.runner_pid) if job.runner_pid is not None else None
             if spare is None or spare.busy or spare.pipe is None:  # cannot happen: put it back
-                self.store.requeue_jobs(self.instance, [job.job_id])
+                self.store.requeue_jobs([job.attempt])
                 self.wake = True
                 continue
             self._assign(job, spare)
@@ -752,20 +791,20 @@ class RunnerDaemon:
     def _assign(self, job: Any, spare: Child) -> None:
         now = time.monotonic()
         deadline = now + job.execution_duration if job.execution_duration > 0 else None
-        assignment = Assignment(job.job_id, job.execution_duration, deadline, job)
+        assignment = Assignment(job.job_id, job.attempts, job.execution_duration, deadline, job)
         assert spare.pipe is not None
         try:
             os.write(spare.pipe, assignment.encode())
-        except OSError:  # the spare died a moment ago: the next one takes the job
+        except OSError:  # the spare died a moment ago, without the job: the next one takes it
             assert self.store is not None
-            self.store.requeue_jobs(self.instance, [job.job_id])
+            self.store.requeue_jobs([job.attempt])
             self.wake = True
             return
         finally:
             os.close(spare.pipe)
             spare.pipe = None
         spare.job_id = job.job_id
-        spare.attempts = job.attempts
+        spare.attempt = job.attempts
         spare.execution_duration = job.execution_duration
         spare.started = now
         spare.deadline = deadline
@@ -785,40 +824,46 @@ class RunnerDaemon:
             return None
         return next((c for c in self.children.values() if c.job_id == job_id), None)
 
-    def _stop_job(self, job_id: object, reason: str) -> None:
-        """Ask the child running ``job_id`` (if it is ours) to stop: SIGTERM now,
-        SIGKILL after STOP_GRACE."""
-        child = self._child_of(job_id)
-        if child is None or child.stop_sent is not None:
+    def _stop_job(self, child: Child, reason: str) -> None:
+        """Stop a child whose attempt no longer holds its job (ended or taken
+        elsewhere): SIGTERM now, SIGKILL after STOP_GRACE. Its ending will be
+        refused, so the daemon records none for it."""
+        child.still_ours = False
+        self._signal_stop(child, signal.SIGTERM, reason)
+
+    def _take_back(self, child: Child, reason: str) -> None:
+        """Ask a child to give its job back (SIGUSR1; SIGKILL after STOP_GRACE):
+        the attempt is requeued once the child is gone."""
+        child.giving_back = True
+        self._signal_stop(child, GIVE_BACK_SIGNAL, reason)
+
+    def _signal_stop(self, child: Child, signum: int, reason: str) -> None:
+        if child.stop_sent is not None:
             return
         child.stop_reason = reason
         child.stop_sent = time.monotonic()
         with contextlib.suppress(ProcessLookupError):
-            os.kill(child.pid, signal.SIGTERM)
+            os.kill(child.pid, signum)
         log.debug("job.stop_signalled", job_id=child.job_id, runner_pid=child.pid, reason=reason)
-
-    def _kill(self, child: Child, reason: str) -> None:
-        child.kill_reason = reason
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(child.pid, signal.SIGKILL)
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
         for child in list(self.children.values()):
-            if child.kill_reason is None and child.ready is not None:
+            if not child.killed and child.ready is not None:
                 self._check_spare_ready(child, now)
-            if child.kill_reason is not None or not child.busy:
+            if child.killed or not child.busy:
                 continue
             if child.deadline is not None and now >= child.deadline + DEADLINE_GRACE:
-                self._kill(
-                    child,
-                    f"The job exceeded its executionDuration of"
-                    f" {child.execution_duration} s and was aborted.",
-                )
+                child.killed_at_deadline = True
             elif child.stop_sent is not None and now >= child.stop_sent + STOP_GRACE:
-                self._kill(
-                    child, f"The runner process did not stop when asked ({child.stop_reason})."
-                )
+                child.killed_unresponsive = True
+            else:
+                continue
+            self._kill(child)
+
+    def _kill(self, child: Child) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signal.SIGKILL)
 
     def _reap(self) -> None:
         while self.children:
@@ -854,7 +899,8 @@ class RunnerDaemon:
         limit = self.config.spare_ready_timeout
         if waited < limit:
             return
-        self._kill(child, "not ready in time")
+        child.killed_not_ready = True
+        self._kill(child)
         log.warning("daemon.spare_not_ready", runner_pid=child.pid, waited_s=round(waited, 2))
         self._spare_failed(
             f"a spare did not become ready within {limit:g} s (connecting or warming up)"
@@ -862,7 +908,7 @@ class RunnerDaemon:
 
     def _spare_ended(self, child: Child, code: int | None, signum: int | None) -> None:
         """A spare that never got a job ended: back off if it could not connect."""
-        if child.kill_reason is not None:
+        if child.killed_not_ready:
             return  # killed by us, and said so
         if code == EXIT_SPARE_NO_DATABASE:
             if child.backend_pid is not None:  # the server closed its idle connection
@@ -879,43 +925,27 @@ class RunnerDaemon:
             self._failed(Operation.SPARES, CannotConnect(None, reason))
 
     def _child_died(self, child: Child, code: int | None, signum: int | None) -> None:
-        """A child ended without ending its job: end it for it."""
+        """A child ended without recording its attempt's ending: decide it and
+        record it now that the child is gone (its leftover files go first)."""
         assert child.job_id is not None
-        # 76: a spare lost its connection as its job arrived, before touching it.
-        lost = code in (EXIT_DATABASE_LOST, EXIT_SPARE_NO_DATABASE)
-        if lost and child.attempts < MAX_ATTEMPTS:
-            end = PendingEnd(
-                child.job_id, JobPhase.QUEUED, "database connection lost", requeue=True
-            )
-        elif lost:
-            end = PendingEnd(
-                child.job_id,
-                JobPhase.ERROR,
-                f"The database connection was lost {child.attempts} times"
-                " while the job ran; submit it again later.",
-            )
-        elif child.kill_reason is not None:
-            phase = JobPhase.ABORTED if "executionDuration" in child.kill_reason else JobPhase.ERROR
-            end = PendingEnd(child.job_id, phase, child.kill_reason)
-        elif signum is not None:
-            end = PendingEnd(
-                child.job_id,
-                JobPhase.ERROR,
-                f"The runner process was killed by signal {signum}"
-                f" ({signal.Signals(signum).name}).",
-            )
-        else:
-            end = PendingEnd(
-                child.job_id, JobPhase.ERROR, f"The runner process failed (exit status {code})."
-            )
+        attempt = Attempt(child.job_id, child.attempt, self.instance)
+        with contextlib.suppress(OSError, ValueError):
+            AttemptFiles(job_dir(self.config.jobs_path, child.job_id), child.attempt).discard()
         log.warning(
             "job.runner_died",
             job_id=child.job_id,
+            attempt=child.attempt,
             runner_pid=child.pid,
             exit_status=code,
             signal=signum,
         )
-        self.pending_ends.append(end)
+        self._settle(attempt, child_ending(child.exit_facts(code, signum)))
+
+    def _settle(self, attempt: Attempt, ending: Ending) -> None:
+        """Record an ending decided for ``attempt`` (kept until the database takes it)."""
+        if ending.disposition is Disposition.NONE:
+            return
+        self.pending_ends.append(PendingEnd(attempt, ending))
         self._attempt(Operation.ENDINGS, self._flush_pending_ends)
 
     def _flush_pending_ends(self) -> None:
@@ -923,23 +953,29 @@ class RunnerDaemon:
         assert store is not None
         while self.pending_ends:
             end = self.pending_ends[0]
-            if end.requeue:
-                done = bool(store.requeue_jobs(self.instance, [end.job_id]))
+            attempt, ending = end.attempt, end.ending
+            if ending.disposition is Disposition.REQUEUE:
+                done = bool(store.requeue_jobs([attempt]))  # ends its sessions too
             else:
-                done = store.finish_job(
-                    end.job_id,
-                    self.instance,
-                    end.phase,
-                    error=ErrorSummary(end.message, has_detail=False),
-                )
-            store.terminate_job_backends(end.job_id)
+                assert ending.phase is not None
+                error = ErrorSummary(ending.message, has_detail=False)
+                done = store.finish_job(attempt, ending.phase, error=error)
+                if done:
+                    store.terminate_job_backends(attempt.job_id)
             self.pending_ends.pop(0)
-            if done:
-                fields = {"job_id": end.job_id, "phase": end.phase.value}
-                if end.requeue:
-                    log.info("job.phase", reason=end.message, **fields)
-                else:
-                    log.warning("job.phase", error=end.message, **fields)
+            self._log_settled(attempt, ending, done)
+
+    def _log_settled(self, attempt: Attempt, ending: Ending, done: bool) -> None:
+        fields: dict[str, Any] = {"job_id": attempt.job_id, "attempt": attempt.number}
+        phase = (ending.phase or JobPhase.QUEUED).value
+        if not done:
+            reason = "the attempt no longer holds the job"
+            log.info("job.end_refused", phase=phase, reason=reason, **fields)
+        elif ending.disposition is Disposition.REQUEUE:
+            log.info("job.phase", phase=phase, reason=ending.message, **fields)
+            self.wake = True
+        else:
+            log.warning("job.phase", phase=phase, error=ending.message, **fields)
 
     # -- reload and shutdown ---------------------------------------------------
 
@@ -983,42 +1019,21 @@ class RunnerDaemon:
             self._guarded(Operation.HEARTBEAT, self._heartbeat)
 
     def _advance_shutdown(self) -> None:
-        """After the grace period: abort or requeue what still runs, then stop the children."""
+        """After the grace period: abort what still runs, or ask the children to
+        give their jobs back (requeued once each child is gone)."""
         if self.stop_deadline is None or time.monotonic() < self.stop_deadline:
             return
         self.stop_deadline = None
         running = [c for c in self.children.values() if c.busy and c.stop_sent is None]
-        if not running:
-            return
-        ids = [c.job_id for c in running if c.job_id is not None]
-        if self.store is not None:
-            if self.config.shutdown_policy == "requeue":
-                self._guarded(Operation.SHUTDOWN, lambda: self._requeue_on_shutdown(ids))
-            else:
-                self._guarded(Operation.SHUTDOWN, lambda: self._abort_on_shutdown(ids))
         for child in running:
-            self._stop_job(child.job_id, f"the daemon is stopping ({self.config.shutdown_policy})")
-
-    def _requeue_on_shutdown(self, ids: list[str]) -> None:
-        self._requeue(ids, "the runner daemon stopped; the job will run again")
-
-    def _requeue(self, ids: list[str], reason: str) -> None:
-        """Put claimed jobs back in the queue, saying why in the journal."""
-        assert self.store is not None
-        for job_id in self.store.requeue_jobs(self.instance, ids):
-            log.info("job.phase", job_id=job_id, phase=JobPhase.QUEUED.value, reason=reason)
-
-    def _abort_on_shutdown(self, ids: list[str]) -> None:
-        assert self.store is not None
-        message = "The runner daemon was stopped before the job ended; submit it again."
-        for job_id in ids:
-            if self.store.finish_job(
-                job_id,
-                self.instance,
-                JobPhase.ABORTED,
-                error=ErrorSummary(message, has_detail=False),
-            ):
-                log.warning("job.phase", job_id=job_id, phase=JobPhase.ABORTED.value, error=message)
+            assert child.job_id is not None
+            if self.config.shutdown_policy == "requeue":
+                self._take_back(child, "the daemon is stopping (requeue)")
+            else:
+                # ABORTED is final: no other attempt can overlap the stopping child.
+                attempt = Attempt(child.job_id, child.attempt, self.instance)
+                self._settle(attempt, finish(JobPhase.ABORTED, SHUTDOWN_ABORT))
+                self._stop_job(child, "the daemon is stopping (abort)")
 
     def _watchdog(self) -> None:
         interval = self.notifier.watchdog_interval

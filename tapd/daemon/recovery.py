@@ -4,8 +4,9 @@ Three disagreements are settled, at start-up and periodically:
 - a daemon on this host that is gone (its pid is dead, or the host rebooted)
   is removed from ``runners`` at once, without waiting for its heartbeat to
   expire; daemons elsewhere are removed when their heartbeat expires;
-- jobs of removed daemons (orphans): requeued if their child never started,
-  otherwise ended in ERROR, and their database sessions terminated;
+- attempts of removed daemons (orphans): requeued if their child never
+  started, otherwise ended in ERROR and their database sessions terminated,
+  each ending naming the orphaned attempt (``tapd.daemon.endings.orphan_ending``);
 - between this daemon and the database: jobs it claimed but has no child for
   are requeued, children whose job was ended by someone else are stopped
   (that is how an abort NOTIFY that never arrived is caught up).
@@ -17,17 +18,11 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tapd.daemon.endings import Disposition, orphan_ending
 from tapd.log import get_logger
 from tapd.store import ErrorSummary, JobPhase, JobStore, RunnerInfo
 
 log = get_logger()
-
-#: A job requeued this many times (lost database, dead daemon) ends in ERROR instead.
-MAX_ATTEMPTS = 3
-
-ORPHAN_MESSAGE = (
-    "The runner daemon running this job stopped unexpectedly; the job was stopped. Submit it again."
-)
 
 
 def boot_id(path: Path = Path("/proc/sys/kernel/random/boot_id")) -> str:
@@ -67,36 +62,39 @@ def dead_local_runners(
 
 
 def end_orphans(store: JobStore, me: str | None = None) -> list[str]:
-    """Requeue or fail the EXECUTING jobs of daemons that are gone (never those of
-    ``me``, the calling daemon, even if its own row lapsed); returns their ids."""
+    """Requeue or fail the attempts of daemons that are gone (never those of
+    ``me``, the calling daemon, even if its own row lapsed); returns the ids of
+    the jobs handled. Each ending names the orphaned attempt, so a job that
+    moved on meanwhile is left alone."""
     handled = []
     for job in store.orphaned_jobs():
         if me is not None and job.runner_instance == me:
             continue
-        if job.runner_pid is None and job.attempts < MAX_ATTEMPTS:
-            if store.requeue_jobs(job.runner_instance, [job.job_id]):
+        ending = orphan_ending(had_child=job.runner_pid is not None, attempt=job.attempts)
+        if ending.disposition is Disposition.REQUEUE:
+            if store.requeue_jobs([job.attempt]):
                 log.info(
                     "job.phase",
                     job_id=job.job_id,
+                    attempt=job.attempts,
                     phase=JobPhase.QUEUED.value,
-                    reason="its runner daemon is gone; the job had not started",
+                    reason=ending.message,
                 )
                 handled.append(job.job_id)
             continue
+        assert ending.phase is not None
         ended = store.finish_job(
-            job.job_id,
-            job.runner_instance,
-            JobPhase.ERROR,
-            error=ErrorSummary(ORPHAN_MESSAGE, has_detail=False),
+            job.attempt, ending.phase, error=ErrorSummary(ending.message, has_detail=False)
         )
-        store.terminate_job_backends(job.job_id)
         if ended:
+            store.terminate_job_backends(job.job_id)
             log.warning(
                 "job.phase",
                 job_id=job.job_id,
-                phase=JobPhase.ERROR.value,
+                attempt=job.attempts,
+                phase=ending.phase.value,
                 runner_pid=job.runner_pid,
-                error=ORPHAN_MESSAGE,
+                error=ending.message,
             )
             handled.append(job.job_id)
     return handled

@@ -2,7 +2,7 @@
 
 The public API (contract in docs/architecture.md): ``resolve_format``,
 ``available_formats``, ``UnknownFormat``, ``write_result``,
-``write_result_file``, ``write_error_document``.
+``stage_result_file``, ``write_error_document``.
 """
 
 from tapd.formats.registry import ResultFormat, UnknownFormat, available_formats, resolve_format
@@ -10,8 +10,9 @@ from tapd.formats.results import (
     ResultFile,
     WriteSummary,
     import_writers,
+    result_filename,
+    stage_result_file,
     write_result,
-    write_result_file,
 )
 from tapd.formats.votable import write_error_document
 
@@ -32,8 +33,9 @@ __all__ = [
     "WriteSummary",
     "available_formats",
     "resolve_format",
+    "result_filename",
+    "stage_result_file",
     "warm_up",
     "write_error_document",
     "write_result",
-    "write_result_file",
 ]

@@ -1,4 +1,4 @@
-"""Run a translated query and write its result: to a stream, or atomically to a job's file.
+"""Run a translated query and write its result: to a stream, or whole to a file.
 
 The query's rows come from one ``COPY ... TO STDOUT`` whose SQL renders every
 cell in the chosen format (see ``tapd.formats.query``); batches flow to the
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ class WriteSummary:
 
 @dataclass(frozen=True)
 class ResultFile:
-    """A complete result file in a job directory (recorded only after the rename)."""
+    """A complete result file, written under a temporary name (``stage_result_file``)."""
 
     filename: str
     mime_type: str
@@ -45,9 +44,6 @@ class ResultFile:
     rows: int
     overflow: bool
 
-
-#: Prefix of files still being written (the job directory layout of ``tapd.store.jobdir``).
-TEMP_PREFIX = ".tmp-"
 
 #: Writer of each format key: module and class, imported on first use (astropy, pyarrow
 #: cost tens of MB that other formats need not pay).
@@ -146,13 +142,13 @@ def result_filename(fmt: ResultFormat) -> str:
     return f"result.{fmt.extension}"
 
 
-def write_result_file(
+def stage_result_file(
     conn: psycopg.Connection[Any],
     sql: str,
     params: Sequence[Any] | None,
     columns: Sequence[ColumnMeta],
     fmt: ResultFormat,
-    job_dir: str | os.PathLike[str],
+    path: str | os.PathLike[str],
     *,
     maxrec: int | None,
     infos: Infos | None = None,
@@ -160,17 +156,17 @@ def write_result_file(
     prelude: str = "",
     epilogue: str = "",
 ) -> ResultFile:
-    """Write the result to ``job_dir/result.<ext>`` atomically: temporary name, fsync, rename.
-    ``prelude`` and ``epilogue`` as for ``write_result``.
+    """Write the whole result to ``path`` (a temporary name of the caller's) and
+    fsync it; ``filename`` of the answer is the name it is meant to have once the
+    caller renames it into place (``result.<ext>``). ``prelude`` and ``epilogue``
+    as for ``write_result``.
 
-    On any error the temporary file is removed and the error re-raised; a file
-    under the final name is always complete.
+    On any error the file is removed and the error re-raised (an ``OSError``
+    when the disk is full or the directory unwritable).
     """
-    directory = Path(job_dir)
-    filename = result_filename(fmt)
-    fd, temporary = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{filename}.", dir=directory)
+    target = Path(path)
     try:
-        with os.fdopen(fd, "w+b") as out:
+        with open(target, "w+b") as out:
             summary = write_result(
                 conn,
                 sql,
@@ -187,18 +183,7 @@ def write_result_file(
             out.flush()
             os.fsync(out.fileno())
             size = out.tell()
-        os.replace(temporary, directory / filename)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        target.unlink(missing_ok=True)
         raise
-    _fsync_directory(directory)
-    return ResultFile(filename, fmt.mime_type, size, summary.rows, summary.overflow)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    return ResultFile(result_filename(fmt), fmt.mime_type, size, summary.rows, summary.overflow)

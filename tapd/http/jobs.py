@@ -509,23 +509,25 @@ async def get_error(request: Request) -> Response:
     job = await _job(request)
     if job.phase not in (JobPhase.ERROR, JobPhase.ABORTED) or job.error is None:
         raise NotFound(f"job {job.job_id} has no error (it is {job.phase})")
-    # The runner's document (with the query's INFOs) when it wrote one, else the summary.
-    holder = job.runner_host if job.error.has_detail else None
-    try:
-        return await job_file(
-            service,
-            job,
-            ERROR_DOCUMENT,
-            holder,
-            media_type=ERROR_TYPE,
-            headers=responses.NO_CACHE,
-            missing="",
-            what=f"the error document of job {job.job_id}",
-        )
-    except NotFound:  # no document (or gone meanwhile): the row's message
-        pass
-    except HostUnreachable as exc:  # the summary alone still says what went wrong
-        log.warning("http.error_document_unreachable", job_id=job.job_id, error=exc.message)
+    # The runner's document (with the query's INFOs) only when the ending that
+    # stands wrote one (has_detail): a file any other attempt left is not this
+    # job's error. Else the summary.
+    if job.error.has_detail:
+        try:
+            return await job_file(
+                service,
+                job,
+                ERROR_DOCUMENT,
+                job.runner_host,
+                media_type=ERROR_TYPE,
+                headers=responses.NO_CACHE,
+                missing="",
+                what=f"the error document of job {job.job_id}",
+            )
+        except NotFound:  # no document (or gone meanwhile): the row's message
+            pass
+        except HostUnreachable as exc:  # the summary alone still says what went wrong
+            log.warning("http.error_document_unreachable", job_id=job.job_id, error=exc.message)
     return Response(
         error_votable(job.error.message),
         media_type="application/x-votable+xml",

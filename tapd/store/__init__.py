@@ -34,6 +34,7 @@ _EXPORTS = {
         "SchemaVersionError",
     ),
     "tapd.store.jobs": (
+        "Attempt",
         "ErrorSummary",
         "HostAddress",
         "Job",
@@ -51,6 +52,7 @@ __all__ = [
     "ANY_OWNER",
     "FINAL_PHASES",
     "RUNNABLE_PHASES",
+    "Attempt",
     "ErrorSummary",
     "HostAddress",
     "IllegalPhaseChange",
@@ -93,6 +95,7 @@ if TYPE_CHECKING:
         SchemaVersionError,
     )
     from tapd.store.jobs import (
+        Attempt,
         ErrorSummary,
         HostAddress,
         Job,

@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from tapd.store.errors import IllegalPhaseChange, JobNotFound, PhaseConflict, QuotaExceeded
 from tapd.store.jobs import (
     MULTI_VALUED_PARAMETERS,
+    Attempt,
     ErrorSummary,
     HostAddress,
     Job,
@@ -53,9 +54,13 @@ def queue_channel(schema: str) -> str:
     return f"{schema}.queue"
 
 
+#: ``application_name`` of a job runner's sessions, before the job id.
+JOB_APPLICATION_PREFIX = "tapd job "
+
+
 def job_application_name(job_id: str) -> str:
     """``application_name`` of a job runner's database sessions (how they are found)."""
-    return f"tapd job {job_id}"
+    return JOB_APPLICATION_PREFIX + job_id
 
 
 def normalise_parameters(
@@ -119,6 +124,25 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
     )
 
 
+def _ending_parameters(
+    attempt: Attempt,
+    phase: JobPhase,
+    results: Sequence[ResultEntry],
+    error: ErrorSummary | None,
+) -> dict[str, Any]:
+    """The parameters of the ``finish_job`` query."""
+    return {
+        "job_id": attempt.job_id,
+        "attempt": attempt.number,
+        "instance": attempt.instance,
+        "phase": phase.value,
+        "results": _results_json(results),
+        "error_type": error.type if error else None,
+        "error_message": error.message if error else None,
+        "error_has_detail": error.has_detail if error else False,
+    }
+
+
 def _results_json(results: Sequence[ResultEntry]) -> Jsonb:
     return Jsonb(
         [
@@ -171,13 +195,18 @@ class JobStore:
 
     def _execute(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         with self.conn.cursor(row_factory=dict_row) as cur:
-            try:
-                cur.execute(self._queries[name], params)
-            except psycopg.errors.CheckViolation as exc:
-                if exc.diag.constraint_name == "phase_transition":
-                    raise IllegalPhaseChange(exc.diag.message_primary or str(exc)) from None
-                raise
+            self._checked(cur, self._queries[name], params)
             return cur.fetchall() if cur.description else []
+
+    @staticmethod
+    def _checked(cur: psycopg.Cursor[Any], query: bytes, params: dict[str, Any]) -> None:
+        """Execute, turning the trigger's refusal of a phase change into ``IllegalPhaseChange``."""
+        try:
+            cur.execute(query, params)
+        except psycopg.errors.CheckViolation as exc:
+            if exc.diag.constraint_name == "phase_transition":
+                raise IllegalPhaseChange(exc.diag.message_primary or str(exc)) from None
+            raise
 
     def _job_or_none(self, name: str, **params: Any) -> Job | None:
         rows = self._rows(name, **params)
@@ -441,25 +470,53 @@ class JobStore:
 
     def finish_job(
         self,
-        job_id: str,
-        instance: str | None,
+        attempt: Attempt,
         phase: JobPhase,
         *,
         results: Sequence[ResultEntry] = (),
         error: ErrorSummary | None = None,
     ) -> bool:
-        """End a job this daemon runs; False if someone else ended it first."""
-        rows = self._rows(
-            "finish_job",
-            job_id=job_id,
-            instance=instance,
-            phase=phase.value,
-            results=_results_json(results),
-            error_type=error.type if error else None,
-            error_message=error.message if error else None,
-            error_has_detail=error.has_detail if error else False,
-        )
-        return bool(rows)
+        """End ``attempt`` of its job; False if the attempt no longer holds the
+        job (someone else ended, requeued or took it over first)."""
+        return bool(self._rows("finish_job", **_ending_parameters(attempt, phase, results, error)))
+
+    @contextlib.contextmanager
+    def ending(
+        self,
+        attempt: Attempt,
+        phase: JobPhase,
+        *,
+        results: Sequence[ResultEntry] = (),
+        error: ErrorSummary | None = None,
+    ) -> Iterator[bool]:
+        """``finish_job`` in a transaction kept open for the ``with`` block, which
+        learns whether the attempt still held the job. While it did, the job's
+        row stays locked until the block ends: nobody can requeue, end, claim or
+        delete the job meanwhile, so what the block does (putting the attempt's
+        files in place) is fenced like the ending itself. Commits when the block
+        ends; an exception rolls the ending back.
+
+        On an idle autocommit connection BEGIN rides with the ending (client-side
+        binding, one round trip), and COMMIT is the second.
+        """
+        parameters = _ending_parameters(attempt, phase, results, error)
+        conn = self.conn
+        if not (conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE):
+            with conn.transaction():
+                yield bool(self._execute("finish_job", parameters))
+            return
+        try:
+            with psycopg.ClientCursor(conn) as cur:
+                self._checked(cur, b"BEGIN; " + self._queries["finish_job"], parameters)
+                cur.nextset()  # past BEGIN's result
+                owned = bool(cur.fetchall())
+            yield owned
+        except BaseException:
+            if not conn.closed and not conn.broken:
+                with contextlib.suppress(psycopg.Error):
+                    conn.rollback()
+            raise
+        conn.commit()
 
     def rehearse_job(self, instance: str) -> None:
         """Create, start and complete a throwaway job in a transaction that is
@@ -470,16 +527,26 @@ class JobStore:
         result = ResultEntry("result", "result.xml", "application/x-votable+xml", 1, 1, False)
         with self.conn.transaction(force_rollback=True):
             job = self.create_job((), execution_duration=0, destruction=None, queue=True)
-            self._rows("rehearse_start", job_id=job.job_id, instance=instance)
-            self.finish_job(job.job_id, instance, JobPhase.COMPLETED, results=[result])
+            (started,) = self._rows("rehearse_start", job_id=job.job_id, instance=instance)
+            attempt = Attempt(job.job_id, started["attempts"], instance)
+            with self.ending(attempt, JobPhase.COMPLETED, results=[result]):
+                pass
 
-    def requeue_jobs(self, instance: str | None, job_ids: Sequence[str]) -> list[str]:
-        """Put claimed jobs back at the head of the queue; returns those requeued."""
-        rows = self._rows("requeue_jobs", instance=instance, job_ids=list(job_ids))
+    def requeue_jobs(self, attempts: Sequence[Attempt]) -> list[str]:
+        """Put attempts back at the head of the queue, each only while it still
+        holds its job, ending their database sessions; returns the ids of the
+        jobs requeued."""
+        rows = self._rows(
+            "requeue_jobs",
+            job_ids=[a.job_id for a in attempts],
+            numbers=[a.number for a in attempts],
+            instances=[a.instance for a in attempts],
+            application_prefix=JOB_APPLICATION_PREFIX,
+        )
         return [r["job_id"] for r in rows]
 
     def runner_jobs(self, instance: str, job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """``{job_id: {phase, runner_instance, runner_pid}}`` for the jobs ``instance``
+        """``{job_id: {phase, runner_instance, runner_pid, attempts}}`` for the jobs ``instance``
         runs by the database's account and for ``job_ids``."""
         rows = self._rows("runner_jobs", instance=instance, job_ids=list(job_ids))
         return {r["job_id"]: r for r in rows}

@@ -8,14 +8,20 @@ sweeper; the HTTP service needs it on the same filesystem as the daemons):
                              or aborted job, when the runner could write one
     <job_id>/uploads/<part>  inline UPLOAD parts (``param:<part>``), stored at submission
     <job_id>/.tmp-*          files being written; renamed into place when complete
+
+Runners write through ``AttemptFiles``: an attempt's temporaries carry its
+number, it removes only those, and its result or error document is put in
+place only inside its accepted ending (``tapd.store.JobStore.ending``).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tapd.errors import TapdError
@@ -63,12 +69,96 @@ def job_dir(jobs_dir: Path, job_id: str) -> Path:
 
 def ensure_job_dir(jobs_dir: Path, job_id: str) -> Path:
     """The job's directory, created if missing (``JobsDirError`` if impossible)."""
-    path = job_dir(jobs_dir, job_id)
     try:
-        path.mkdir(mode=0o750, exist_ok=True)
+        return make_job_dir(jobs_dir, job_id)
     except OSError as exc:
+        path = job_dir(jobs_dir, job_id)
         raise JobsDirError(f"cannot create job directory {path}: {exc.strerror or exc}") from None
+
+
+def make_job_dir(jobs_dir: Path, job_id: str) -> Path:
+    """The job's directory, created if missing (``OSError`` if impossible)."""
+    path = job_dir(jobs_dir, job_id)
+    path.mkdir(mode=0o750, exist_ok=True)
     return path
+
+
+@dataclass(frozen=True)
+class AttemptFiles:
+    """The files one attempt of a job (``tapd.store.jobs.Attempt``) writes.
+
+    Its temporaries are named after the attempt (``.tmp-<name>.attempt-<n>``),
+    so an attempt removes only its own (``discard``), never those of an
+    attempt that overlaps it. Its files become visible only through
+    ``publish_result`` / ``publish_error_document``, which a runner calls
+    inside its accepted ending, the job's row locked: an attempt that lost its
+    job puts nothing in place, and what it publishes replaces whatever an
+    earlier attempt may have left under the final names.
+    """
+
+    directory: Path
+    attempt: int
+
+    def temporary(self, name: str) -> Path:
+        """Where this attempt writes ``name`` before it is complete."""
+        return self.directory / f"{TEMP_PREFIX}{name}.attempt-{self.attempt}"
+
+    def discard(self) -> None:
+        """Remove this attempt's temporaries (and only those)."""
+        for path in self.directory.glob(f"{TEMP_PREFIX}*.attempt-{self.attempt}"):
+            path.unlink(missing_ok=True)
+
+    def publish_result(self, temporary: Path, filename: str) -> None:
+        """Put a complete result (written to ``temporary``) in place as ``filename``."""
+        os.replace(temporary, self.directory / filename)
+        (self.directory / ERROR_DOCUMENT).unlink(missing_ok=True)
+        fsync_directory(self.directory)
+
+    def publish_error_document(self, content: bytes) -> None:
+        """Write ``error.xml`` (whole or not at all), and drop any result file."""
+        temporary = self.temporary(ERROR_DOCUMENT)
+        try:
+            with open(temporary, "wb") as out:
+                out.write(content)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, self.directory / ERROR_DOCUMENT)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        for stale in self.directory.glob("result.*"):
+            stale.unlink(missing_ok=True)
+        fsync_directory(self.directory)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make the renames in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+#: errno values meaning the disk holding the job directory is full.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+#: errno values meaning the job directory cannot be written at all.
+NOT_WRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def storage_failure_message(error: OSError) -> str:
+    """What a user reads when the result could not be written into the job
+    directory (the path is for the operator's log, not for the user)."""
+    if error.errno in DISK_FULL:
+        cause = "the disk holding the job directory is full"
+    elif error.errno in NOT_WRITABLE:
+        cause = "the job directory is not writable"
+    else:
+        cause = f"the job directory failed ({error.strerror or type(error).__name__})"
+    return (
+        f"The result could not be written because {cause}; this is a fault of the"
+        " service, not of the query: submit the job again later."
+    )
 
 
 def remove_job_dir(jobs_dir: Path, job_id: str) -> None:

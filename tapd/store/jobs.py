@@ -46,6 +46,25 @@ class ErrorSummary:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One run of a job, and the fencing token of everything that run does.
+
+    Each claim starts a new attempt: it adds one to the job's ``attempts``
+    counter, so ``number`` never repeats for a job, and records the claiming
+    daemon as ``instance``. Endings and requeues name their attempt, and the
+    store applies them only while the job is EXECUTING in that very attempt; a
+    runner publishes files into the job directory only inside its accepted
+    ending (``JobStore.ending``). Anything an attempt does after it lost the
+    job (requeued, ended or taken over by someone else) is refused, from any
+    host, without clocks or leases.
+    """
+
+    job_id: str
+    number: int
+    instance: str | None
+
+
+@dataclass(frozen=True)
 class Job:
     """A UWS job row."""
 
@@ -67,9 +86,14 @@ class Job:
     runner_instance: str | None = None
     runner_backend_pid: int | None = None
     queued_time: dt.datetime | None = None
-    attempts: int = 0
+    attempts: int = 0  # claims so far; the number of the current (or last) attempt
     client_address: str | None = None  # anonymous jobs: the address they came from
     upload_host: str | None = None  # whose jobs directory holds the inline uploads
+
+    @property
+    def attempt(self) -> Attempt:
+        """The attempt the job is in (meaningful while it is EXECUTING)."""
+        return Attempt(self.job_id, self.attempts, self.runner_instance)
 
     def parameter(self, name: str) -> str | None:
         """The single value of a parameter (case-insensitive name), or None."""

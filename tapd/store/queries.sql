@@ -103,10 +103,15 @@ RETURNING *
 -- Take up to %(limit)s of the oldest queued jobs for one daemon, in one short
 -- statement, and record the child that runs each: the n-th claimed job gets
 -- the n-th of %(pids)s and %(backend_pids)s (the daemon's connected spares;
--- NULL arrays leave them unset). The CTE fences the LIMIT so the planner
+-- NULL arrays leave them unset). Each claim starts a new attempt (attempts + 1,
+-- see tapd.store.jobs.Attempt). The CTE fences the LIMIT so the planner
 -- cannot re-run it and claim more rows; SKIP LOCKED lets daemons claim side
--- by side.
-WITH next AS MATERIALIZED (
+-- by side. `durable` is SET LOCAL synchronous_commit = on: a claim a child
+-- acts on must survive a server crash, whatever the server's setting (or the
+-- attempt number would be handed out twice).
+WITH durable AS MATERIALIZED (
+    SELECT set_config('synchronous_commit', 'on', true) AS setting
+), next AS MATERIALIZED (
     SELECT job_id FROM {schema}.jobs
     WHERE phase = 'QUEUED'
     ORDER BY queued_time, job_id
@@ -120,8 +125,8 @@ SET phase = 'EXECUTING', runner_instance = %(instance)s, runner_host = %(host)s,
     runner_pid = (%(pids)s::integer[])[numbered.n],
     runner_backend_pid = (%(backend_pids)s::integer[])[numbered.n],
     attempts = j.attempts + 1
-FROM numbered
-WHERE j.job_id = numbered.job_id
+FROM numbered, durable
+WHERE j.job_id = numbered.job_id AND durable.setting IS NOT NULL
 RETURNING j.*
 
 -- name: start_job
@@ -141,35 +146,60 @@ WHERE j.job_id = %(job_id)s AND j.phase = 'EXECUTING' AND j.runner_instance = %(
 RETURNING j.*
 
 -- name: finish_job
--- End a job this daemon runs (or an orphan: instance NULL or dead): COMPLETED
--- with results, or ERROR/ABORTED with an error summary. No row means someone
--- else ended it first.
+-- End one attempt of a job (tapd.store.jobs.Attempt): COMPLETED with
+-- results, or ERROR/ABORTED with an error summary. No row means the attempt
+-- no longer holds the job (someone else ended, requeued or took it over).
+-- Durable whatever the server's synchronous_commit (see claim_jobs).
+WITH durable AS MATERIALIZED (
+    SELECT set_config('synchronous_commit', 'on', true) AS setting
+)
 UPDATE {schema}.jobs
 SET phase = %(phase)s, results = %(results)s,
     error_type = %(error_type)s, error_message = %(error_message)s,
     error_has_detail = %(error_has_detail)s
-WHERE job_id = %(job_id)s AND phase = 'EXECUTING'
+FROM durable
+WHERE job_id = %(job_id)s AND phase = 'EXECUTING' AND attempts = %(attempt)s
   AND runner_instance IS NOT DISTINCT FROM %(instance)s::text
+  AND durable.setting IS NOT NULL
 RETURNING job_id
 
 -- name: rehearse_start
 -- A rehearsal job (created in a transaction that is rolled back) starts, as a
 -- claim would start it: see JobStore.rehearse_job.
-UPDATE {schema}.jobs SET phase = 'EXECUTING', runner_instance = %(instance)s
+UPDATE {schema}.jobs
+SET phase = 'EXECUTING', runner_instance = %(instance)s, attempts = attempts + 1
 WHERE job_id = %(job_id)s AND phase = 'QUEUED'
-RETURNING job_id
+RETURNING job_id, attempts
 
 -- name: requeue_jobs
--- Put jobs this daemon claimed back in the queue (they keep their place).
-UPDATE {schema}.jobs SET phase = 'QUEUED'
-WHERE job_id = ANY (%(job_ids)s::text[]) AND phase = 'EXECUTING'
-  AND runner_instance IS NOT DISTINCT FROM %(instance)s::text
-RETURNING job_id
+-- Put attempts back in the queue (the jobs keep their place): the n-th of
+-- %(job_ids)s in its attempt %(numbers)s[n] claimed by %(instances)s[n], each
+-- only while it still holds its job, and end the database sessions of the
+-- attempts requeued (application_name %(application_prefix)s || job_id) in
+-- the same statement: the row stays locked until commit, so no new attempt
+-- can have opened sessions of that name yet. Durable (see claim_jobs).
+WITH durable AS MATERIALIZED (
+    SELECT set_config('synchronous_commit', 'on', true) AS setting
+), requeued AS (
+    UPDATE {schema}.jobs AS j SET phase = 'QUEUED'
+    FROM durable,
+         unnest(%(job_ids)s::text[], %(numbers)s::integer[], %(instances)s::text[])
+             AS a (job_id, number, instance)
+    WHERE j.job_id = a.job_id AND j.phase = 'EXECUTING' AND j.attempts = a.number
+      AND j.runner_instance IS NOT DISTINCT FROM a.instance
+      AND durable.setting IS NOT NULL
+    RETURNING j.job_id
+)
+SELECT r.job_id, (
+    SELECT count(pg_terminate_backend(s.pid)) FROM pg_stat_activity AS s
+    WHERE s.application_name = %(application_prefix)s || r.job_id AND s.pid <> pg_backend_pid()
+) AS sessions_ended
+FROM requeued AS r
 
 -- name: runner_jobs
 -- What the database says about the jobs a daemon thinks it runs, plus every
 -- job the database thinks it runs (reconciliation in both directions).
-SELECT job_id, phase, runner_instance, runner_pid FROM {schema}.jobs
+SELECT job_id, phase, runner_instance, runner_pid, attempts FROM {schema}.jobs
 WHERE (phase = 'EXECUTING' AND runner_instance = %(instance)s)
    OR job_id = ANY (%(job_ids)s::text[])
 

@@ -7,6 +7,7 @@ import signal
 
 import pytest
 
+from tapd.daemon.recovery import process_alive
 from tapd.store import JobPhase
 from tapd.store.jobdir import TEMP_PREFIX
 from tests.daemon.test_failures import running
@@ -40,15 +41,7 @@ def test_abort_ends_the_job_aborted_and_its_query_gone(
     assert job.phase == JobPhase.ABORTED
     assert job.end_time is not None
     wait_for(lambda: not site.sessions(job_id), 5, "the job's query to leave pg_stat_activity")
-    wait_for(lambda: not _alive(pid), 5, "the runner process to exit")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    wait_for(lambda: not process_alive(pid), 5, "the runner process to exit")
 
 
 def test_abort_signal_missed_by_notify_is_caught_by_the_poll(
@@ -92,3 +85,23 @@ def test_execution_duration_exceeded_while_writing_the_result(
     assert job.error is not None and "executionDuration of 2 s" in job.error.message
     assert job.results == ()
     assert not any((site.jobs_dir / job_id).glob(f"{TEMP_PREFIX}*"))  # no half-written file left
+
+
+def test_an_administrators_cancel_is_told_apart_from_the_time_limit(
+    site: Site, daemon: DaemonProcess
+) -> None:
+    """(issue 10 item 8) SQLSTATE 57014 from pg_cancel_backend is not executionDuration."""
+    job_id = site.submit("SELECT x FROM public.sleepy", duration=600)
+    running(site, job_id)
+    wait_for(
+        lambda: any(s["query"].startswith("COPY") for s in site.sessions(job_id)),
+        10,
+        "the job's query to run",
+    )
+    with site.store() as store:
+        assert store.cancel_job_queries(job_id) == 1  # pg_cancel_backend, as a DBA would
+    job = site.wait_phase(job_id, timeout=10)
+    assert job.phase == JobPhase.ERROR and job.error is not None
+    assert "executionDuration" not in job.error.message
+    assert "cancelled in the database" in job.error.message
+    assert "canceling statement due to user request" in job.error.message

@@ -14,19 +14,15 @@ import psycopg
 import pytest
 
 from tapd.store import JobPhase
-from tests.sites import DaemonProcess, Site, wait_for
+from tests.sites import DaemonProcess, Site, refusing_trigger, wait_for
 
 #: A trigger that refuses every claim, as a broken trigger or a revoked
 #: privilege would: the claim statement fails every time it is tried.
-REFUSE_CLAIMS = """
-CREATE FUNCTION public.refuse_claims() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'jobs cannot start today (a test trigger)';
-END $$;
-CREATE TRIGGER refuse_claims BEFORE UPDATE ON tapd.jobs FOR EACH ROW
-WHEN (OLD.phase = 'QUEUED' AND NEW.phase = 'EXECUTING')
-EXECUTE FUNCTION public.refuse_claims();
-"""
+REFUSE_CLAIMS = refusing_trigger(
+    "refuse_claims",
+    "OLD.phase = 'QUEUED' AND NEW.phase = 'EXECUTING'",
+    "jobs cannot start today (a test trigger)",
+)
 
 
 @pytest.fixture

@@ -45,10 +45,10 @@ def completed_elsewhere(store: JobStore, host: str) -> str:
     """A COMPLETED job whose result was written by a daemon on ``host``."""
     job = store.create_job({"LANG": "ADQL", "QUERY": "SELECT 1"}, execution_duration=60,
                            destruction=None, queue=True)  # fmt: skip
-    claimed = store.claim_jobs("a-daemon-elsewhere", host, 100)
-    assert job.job_id in {j.job_id for j in claimed}
+    claimed = {j.job_id: j for j in store.claim_jobs("a-daemon-elsewhere", host, 100)}
     entry = ResultEntry("result", "result.csv", "text/csv", 4, 1, False)
-    assert store.finish_job(job.job_id, "a-daemon-elsewhere", JobPhase.COMPLETED, results=[entry])
+    attempt = claimed[job.job_id].attempt
+    assert store.finish_job(attempt, JobPhase.COMPLETED, results=[entry])
     return job.job_id
 
 

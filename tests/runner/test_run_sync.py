@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,3 +130,32 @@ def test_the_query_cannot_write(conn: psycopg.Connection[Any], config: Config) -
     with pytest.raises(QueryFailed, match="read-only transaction"):
         query_csv(conn, config, "SELECT n FROM public.wiper")
     assert conn.execute("SELECT count(*) FROM public.victims").fetchone() == (1,)
+
+
+def test_a_cancel_from_outside_is_not_reported_as_the_time_limit(
+    conn: psycopg.Connection[Any], config: Config, site: Site
+) -> None:
+    """(issue 10 item 8, /sync) An administrator's pg_cancel_backend says so."""
+    backend = conn.info.backend_pid
+
+    def cancel_when_running() -> None:
+        with psycopg.connect(site.dsn, autocommit=True) as admin:
+            for _ in range(1000):
+                row = admin.execute(
+                    "SELECT state, query FROM pg_stat_activity WHERE pid = %s", (backend,)
+                ).fetchone()
+                if row and row[0] == "active" and row[1].startswith("COPY"):
+                    admin.execute("SELECT pg_cancel_backend(%s)", (backend,))
+                    return
+                time.sleep(0.02)
+
+    canceller = threading.Thread(target=cancel_when_running)
+    canceller.start()
+    try:
+        with pytest.raises(QueryFailed) as info:
+            query_csv(conn, config, "SELECT x FROM public.sleepy", timeout=600)
+    finally:
+        canceller.join()
+    assert "cancelled in the database" in info.value.message
+    assert "exceeded" not in info.value.message
+    assert_idle_and_unchanged(conn)

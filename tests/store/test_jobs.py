@@ -143,8 +143,8 @@ def test_a_completed_job_cannot_be_aborted(store: JobStore) -> None:
     """(UWS-31)"""
     job_id = new_job(store)
     store.queue_job(job_id)
-    store.claim_jobs("runner-1", "host", 1)
-    store.finish_job(job_id, "runner-1", JobPhase.COMPLETED)
+    (claimed,) = store.claim_jobs("runner-1", "host", 1)
+    store.finish_job(claimed.attempt, JobPhase.COMPLETED)
     with pytest.raises(PhaseConflict, match="COMPLETED: there is nothing to abort"):
         store.abort_job(job_id)
 

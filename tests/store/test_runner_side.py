@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from tapd.errors import DatabaseUnavailable
-from tapd.store import ErrorSummary, JobPhase, JobStore, ResultEntry
+from tapd.store import Attempt, ErrorSummary, JobPhase, JobStore, ResultEntry
 from tapd.store.connection import connect_direct
 
 
@@ -80,12 +80,13 @@ def test_start_of_a_job_aborted_meanwhile_tells_the_child_to_stop(store: JobStor
 
 def test_finish_stores_results_or_error_and_only_the_owner_may_finish(store: JobStore) -> None:
     done, failed = queued_jobs(store, 2)
-    store.claim_jobs("r1", "host", 2)
+    first, second = store.claim_jobs("r1", "host", 2)
     result = ResultEntry("result", "result.vot", "application/x-votable+xml", 1234, 10, True)
-    assert not store.finish_job(done, "r2", JobPhase.COMPLETED, results=[result])
-    assert store.finish_job(done, "r1", JobPhase.COMPLETED, results=[result])
-    assert store.finish_job(failed, "r1", JobPhase.ERROR, error=ErrorSummary("bad table"))
-    assert not store.finish_job(done, "r1", JobPhase.ERROR)  # already ended
+    other_daemon = Attempt(done, first.attempts, "r2")
+    assert not store.finish_job(other_daemon, JobPhase.COMPLETED, results=[result])
+    assert store.finish_job(first.attempt, JobPhase.COMPLETED, results=[result])
+    assert store.finish_job(second.attempt, JobPhase.ERROR, error=ErrorSummary("bad table"))
+    assert not store.finish_job(first.attempt, JobPhase.ERROR)  # already ended
     job = store.get_job(done)
     assert job.phase == JobPhase.COMPLETED and job.results == (result,)
     assert job.result("result") == result and job.end_time is not None
@@ -95,14 +96,59 @@ def test_finish_stores_results_or_error_and_only_the_owner_may_finish(store: Job
 
 def test_requeued_job_goes_back_to_the_head_of_the_queue(store: JobStore) -> None:
     first, second = queued_jobs(store, 2)
-    store.claim_jobs("r1", "host", 1)
+    (claimed,) = store.claim_jobs("r1", "host", 1)
     store.start_job(first, "r1", pid=1, backend_pid=2)
-    assert store.requeue_jobs("r1", [first, second]) == [first]
+    never_claimed = Attempt(second, 1, "r1")
+    assert store.requeue_jobs([claimed.attempt, never_claimed]) == [first]
     job = store.get_job(first)
     assert job.phase == JobPhase.QUEUED
     assert (job.runner_instance, job.runner_pid, job.start_time) == (None, None, None)
     again = store.claim_jobs("r2", "host", 1)
     assert [j.job_id for j in again] == [first] and again[0].attempts == 2
+
+
+def test_each_claim_starts_an_attempt_and_only_that_attempt_may_end_or_requeue_it(
+    store: JobStore,
+) -> None:
+    """(issue 10 item 2) An ending or requeue of an earlier attempt, even by the
+    same daemon, is refused once the job was claimed again."""
+    (job_id,) = queued_jobs(store, 1)
+    (first,) = store.claim_jobs("r1", "host", 1)
+    assert store.requeue_jobs([first.attempt]) == [job_id]
+    (second,) = store.claim_jobs("r1", "host", 1)
+    assert (first.attempt.number, second.attempt.number) == (1, 2)
+    assert first.attempt.instance == second.attempt.instance == "r1"
+    assert not store.finish_job(first.attempt, JobPhase.ERROR, error=ErrorSummary("late"))
+    assert store.requeue_jobs([first.attempt]) == []
+    with store.ending(first.attempt, JobPhase.ERROR, error=ErrorSummary("late")) as ours:
+        assert not ours
+    job = store.get_job(job_id)
+    assert (job.phase, job.attempt) == (JobPhase.EXECUTING, second.attempt)
+    result = ResultEntry("result", "result.csv", "text/csv", 10, 1, False)
+    with store.ending(second.attempt, JobPhase.COMPLETED, results=[result]) as ours:
+        assert ours
+    job = store.get_job(job_id)
+    assert (job.phase, job.results, job.attempts) == (JobPhase.COMPLETED, (result,), 2)
+
+
+def test_an_ending_holds_the_job_until_its_block_is_done_and_rolls_back_on_error(
+    store: JobStore, dsn: str
+) -> None:
+    """What a runner does inside its ending (putting files in place) is fenced:
+    nobody can change the job meanwhile; a failure there undoes the ending."""
+    (job_id,) = queued_jobs(store, 1)
+    (claimed,) = store.claim_jobs("r1", "host", 1)
+    with pytest.raises(OSError), store.ending(claimed.attempt, JobPhase.COMPLETED) as ours:
+        assert ours
+        raise OSError("disk full")
+    assert store.get_job(job_id).phase == JobPhase.EXECUTING
+    with psycopg.connect(dsn, autocommit=True) as other:
+        with store.ending(claimed.attempt, JobPhase.COMPLETED) as ours:
+            assert ours
+            other.execute("SET lock_timeout = '200ms'")
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                JobStore(other).abort_job(job_id)
+        assert JobStore(other).get_job(job_id).phase == JobPhase.COMPLETED
 
 
 def test_runner_jobs_reports_both_directions_of_disagreement(store: JobStore) -> None:
@@ -154,7 +200,7 @@ def test_an_ending_is_announced_with_the_jobs_figures(store: JobStore, dsn: str)
     """The phase NOTIFY of an ended job says how long it ran and how large its
     results are (the metrics of tapd serve count from it)."""
     done, failed, never_ran = queued_jobs(store, 3)
-    store.claim_jobs("r1", "h", 2)
+    attempts = {job.job_id: job.attempt for job in store.claim_jobs("r1", "h", 2)}
     store.conn.execute(
         "UPDATE tapd.jobs SET start_time = now() - interval '2 seconds' WHERE job_id = %s",
         (done,),
@@ -162,8 +208,8 @@ def test_an_ending_is_announced_with_the_jobs_figures(store: JobStore, dsn: str)
     result = ResultEntry("result", "result.csv", "text/csv", 1234, 10, False)
     with psycopg.connect(dsn, autocommit=True) as listener:
         listener.execute('LISTEN "tapd.phase"')
-        store.finish_job(done, "r1", JobPhase.COMPLETED, results=[result])
-        store.finish_job(failed, "r1", JobPhase.ERROR, error=ErrorSummary("no"))
+        store.finish_job(attempts[done], JobPhase.COMPLETED, results=[result])
+        store.finish_job(attempts[failed], JobPhase.ERROR, error=ErrorSummary("no"))
         store.abort_job(never_ran)
         notifies = listener.notifies()
         payloads = {p["job_id"]: p for p in (json.loads(next(notifies).payload) for _ in "123")}
@@ -243,7 +289,7 @@ def test_a_rehearsed_job_leaves_no_trace(store: JobStore, dsn: str) -> None:
         notifies.close()
     assert first.channel == "tapd.phase" and json.loads(first.payload)["job_id"] == job_id
     (claimed,) = store.claim_jobs("r1", "host-a", 1)
-    assert store.finish_job(job_id, "r1", JobPhase.COMPLETED)
+    assert store.finish_job(claimed.attempt, JobPhase.COMPLETED)
     assert claimed.job_id == job_id and store.get_job(job_id).phase == JobPhase.COMPLETED
 
 
