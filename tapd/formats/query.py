@@ -108,6 +108,16 @@ def type_names(conn: psycopg.Connection[Any], oids: Sequence[int]) -> list[str]:
     return [_type_names[key(oid)] for oid in oids]
 
 
+def describe_statement(bound_sql: str) -> str:
+    """A statement returning no rows and the columns of ``bound_sql``. ``WHERE false``
+    over a sub-select the planner cannot flatten (``OFFSET 0``), not ``LIMIT 0``: the
+    planner then skips the query's plan altogether, where ``LIMIT 0`` planned it
+    whole, and for a large query (an aggregate or a crossmatch over millions of rows)
+    JIT-compiled it too."""
+    inner = f"SELECT * FROM (\n{_strip_statement(bound_sql)}\n) AS q OFFSET 0"
+    return f"SELECT * FROM ({inner}) AS d WHERE false"
+
+
 def describe(
     conn: psycopg.Connection[Any],
     bound_sql: str,
@@ -121,7 +131,7 @@ def describe(
     round trip runs ``prelude`` (the caller's statements, if any) and fixes
     the transaction's output settings (``output_settings_sql``).
     """
-    query = f"SELECT * FROM (\n{_strip_statement(bound_sql)}\n) AS q LIMIT 0"
+    query = describe_statement(bound_sql)
     statements = (
         [prelude, output_settings_sql(), query] if prelude else [output_settings_sql(), query]
     )
