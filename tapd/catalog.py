@@ -699,6 +699,13 @@ def tap_schema_keys(conn: psycopg.Connection[Any]) -> list[PublishedKey]:
     ]
 
 
+def tap_schema_version(conn: psycopg.Connection[Any]) -> str:
+    """A value that changes whenever anything in TAP_SCHEMA changes (not when a published
+    table's own definition does): lets a reader keep what it built from TAP_SCHEMA."""
+    row = conn.execute(_query("tap_schema_version")).fetchone()
+    return str(row[0]) if row else ""
+
+
 def tap_schema_schemas(conn: psycopg.Connection[Any]) -> Iterator[tuple[str, str | None]]:
     """(schema_name, description) of every published schema."""
     yield from conn.execute("SELECT schema_name, description FROM tap_schema.schemas ORDER BY 1")

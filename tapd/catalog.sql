@@ -91,3 +91,13 @@ WHERE n.nspname = ANY (%s) AND a.attnum > 0 AND NOT a.attisdropped;
 SELECT k.key_id, k.from_table, k.target_table, k.description, k.utype, kc.from_column, kc.target_column
 FROM tap_schema.keys k LEFT JOIN tap_schema.key_columns kc ON kc.key_id = k.key_id
 ORDER BY k.key_id, kc.from_column;
+
+-- name: tap_schema_version
+-- Changes whenever a row of TAP_SCHEMA is inserted, updated or deleted: every new row
+-- version has a new xmin, and a deletion changes a count. Cheap (5,000 columns: ~2 ms).
+SELECT concat_ws('/',
+    (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM tap_schema.schemas),
+    (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM tap_schema.tables),
+    (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM tap_schema.columns),
+    (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM tap_schema.keys),
+    (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM tap_schema.key_columns));

@@ -208,11 +208,27 @@ async def _catalog_and_info(service: TapService) -> tuple[Any, TableSetInfo]:
 
 
 async def tables(request: Request) -> Response:
-    """VOSI tables; ``detail=min`` leaves out columns (VOSI 1.1 §3.3)."""
+    """VOSI tables; ``detail=min`` leaves out columns (VOSI 1.1 §3.3). The document is
+    built again only when TAP_SCHEMA changed since it was last built."""
+    from starlette.concurrency import run_in_threadpool
+
+    from tapd.catalog import load_catalog, tap_schema_version
+
     service = service_of(request)
-    catalog, info = await _catalog_and_info(service)
     detail = request.query_params.get("detail", "max").lower() != "min"
-    return responses.xml(tables_document(catalog, info, detail=detail))
+
+    def read() -> bytes:
+        with service.pool.connection() as conn:
+            version = tap_schema_version(conn)
+            known = service.tablesets.get(detail)
+            if known is not None and known[0] == version:
+                return known[1]
+            # read after the version: a change in between makes the next request rebuild
+            document = tables_document(load_catalog(conn), _table_set_info(conn), detail=detail)
+        service.tablesets[detail] = (version, document)
+        return document
+
+    return responses.xml(await run_in_threadpool(read))
 
 
 async def table(request: Request) -> Response:

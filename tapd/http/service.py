@@ -53,6 +53,9 @@ class TapService:
     waiter: PhaseWaiter
     sync_executor: ThreadPoolExecutor
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
+    #: /tables documents by detail, with the TAP_SCHEMA version they were built from
+    #: (``tapd.catalog.tap_schema_version``): 5,000 columns take 0.2 s to build
+    tablesets: dict[bool, tuple[str, bytes]] = field(default_factory=dict)
     #: /sync slots: a request waits at most ``http.sync_slot_wait`` for one.
     sync_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
