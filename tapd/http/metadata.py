@@ -224,7 +224,7 @@ async def tables(request: Request) -> Response:
             if known is not None and known[0] == version:
                 return known[1]
             # read after the version: a change in between makes the next request rebuild
-            document = tables_document(load_catalog(conn), _table_set_info(conn), detail=detail)
+            document = tables_document(load_catalog(conn), table_set_info(conn), detail=detail)
         service.tablesets[detail] = (version, document)
         return document
 
