@@ -178,13 +178,16 @@ async def _answer(request: Request, service: TapService, fields: RequestForm) ->
         upload_name=(fields.last("upload_name") or "mine").strip(),
     )
     upload = _upload_file(service, fields, form)
+    submit = fields.last("action") == "submit"
     try:
-        await _check(service, form, upload)
+        # A run without upload translates first thing in run_sync: checking here too
+        # would translate twice. A job, or an upload to load, is checked before.
+        await _check(service, form, upload, translate=submit or upload is not None)
     except TapdError as exc:
         form.error = exc.message
         form.error_line, form.error_column = error_position(exc)
         return render_form(request, form, status=400)
-    if fields.last("action") == "submit":
+    if submit:
         job_form = RequestForm(fields=_parameters(form, upload, form.format, form.maxrec))
         if upload is not None:
             job_form.parts[UPLOAD_PART] = _spooled_copy(service, upload)
@@ -236,8 +239,11 @@ def _spooled_copy(service: TapService, path: Path) -> UploadedPart:
     return UploadedPart(UPLOAD_PART, path.name, copy, copy.stat().st_size)
 
 
-async def _check(service: TapService, form: QueryForm, upload: Path | None) -> None:
-    """Parse and check the query against the catalog (and the upload's columns): nothing runs."""
+async def _check(
+    service: TapService, form: QueryForm, upload: Path | None, *, translate: bool
+) -> None:
+    """Check MAXREC and FORMAT and (``translate``) the query against the catalog and the
+    upload's columns: nothing runs."""
     from starlette.concurrency import run_in_threadpool
 
     from tapd.adql import translate_adql
@@ -254,6 +260,8 @@ async def _check(service: TapService, form: QueryForm, upload: Path | None) -> N
         config,
     )  # fmt: skip
     resolve_format(form.format)
+    if not translate:
+        return
 
     def check() -> None:
         with service.pool.connection() as conn:
