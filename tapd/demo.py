@@ -91,7 +91,8 @@ def banner(url: str, rows: int, workdir: Path) -> str:
         f".run_sync('{query}').to_table())\""
     )
     return (
-        f"\ntapd demo is running.\n\n  TAP service: {url}\n\n"
+        f"\ntapd demo is running.\n\n  TAP service: {url}\n"
+        f"  In a browser: {url}/ (query form, tables, examples, your jobs)\n\n"
         f"Try it with pyvo (pip install pyvo):\n\n  {one_liner}\n\n"
         f"or TOPCAT / STILTS: stilts taplint tapurl={url}\n"
         f"Sample catalog: demo.stars ({rows:,} synthetic stars: positions, magnitudes, names).\n"

@@ -45,21 +45,14 @@ from prometheus_client.core import (
 from tapd.errors import ConfigError
 from tapd.log import get_logger
 from tapd.store.jobs import RunnerInfo
-from tapd.store.phases import JobPhase
+from tapd.store.phases import USUAL_PHASES, JobPhase
 
 log = get_logger(component="http")
 
 #: Phases in which a job has ended, as the metrics count them.
 ENDED_PHASES = (JobPhase.COMPLETED, JobPhase.ERROR, JobPhase.ABORTED)
 #: Phases always present in ``tapd_jobs`` (others appear when they hold jobs).
-REPORTED_PHASES = (
-    JobPhase.PENDING,
-    JobPhase.QUEUED,
-    JobPhase.EXECUTING,
-    JobPhase.COMPLETED,
-    JobPhase.ERROR,
-    JobPhase.ABORTED,
-)
+REPORTED_PHASES = USUAL_PHASES
 JOB_SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600, 1800, 3600)
 RESULT_BYTES_BUCKETS = (1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10)
 SYNC_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)

@@ -26,6 +26,16 @@ class JobPhase(enum.StrEnum):
 #: Phases in which the job is finished: nothing runs and nothing will.
 FINAL_PHASES = frozenset({JobPhase.COMPLETED, JobPhase.ERROR, JobPhase.ABORTED, JobPhase.ARCHIVED})
 
+#: The phases of a job's usual life, in order (what job lists filter by and metrics report).
+USUAL_PHASES = (
+    JobPhase.PENDING,
+    JobPhase.QUEUED,
+    JobPhase.EXECUTING,
+    JobPhase.COMPLETED,
+    JobPhase.ERROR,
+    JobPhase.ABORTED,
+)
+
 #: Phases in which a WAIT request blocks (UWS 1.1 §2.2.1.2).
 ACTIVE_PHASES = frozenset({JobPhase.PENDING, JobPhase.QUEUED, JobPhase.EXECUTING})
 

@@ -21,22 +21,12 @@ from tapd.http.service import service_of
 from tapd.http.uws import display_parameters
 from tapd.http.waiting import wait_for_phase_change
 from tapd.http.web.render import WEB_PATH, check_same_origin, render_page
-from tapd.store import Job, JobPhase
+from tapd.store import Job
 from tapd.store.jobdir import remove_job_dir
-from tapd.store.phases import ACTIVE_PHASES, FINAL_PHASES
+from tapd.store.phases import ACTIVE_PHASES, FINAL_PHASES, USUAL_PHASES
 
 #: Jobs the list shows at most (newest first).
 LIST_LAST = 200
-
-#: The phases the list can be filtered by, in the order of a job's life.
-FILTER_PHASES = (
-    JobPhase.PENDING,
-    JobPhase.QUEUED,
-    JobPhase.EXECUTING,
-    JobPhase.COMPLETED,
-    JobPhase.ERROR,
-    JobPhase.ABORTED,
-)
 
 
 def job_context(request: Request, job: Job) -> dict[str, object]:
@@ -102,7 +92,7 @@ async def job_list(request: Request) -> Response:
     jobs = await callers_jobs(request, service, phases=phases, last=LIST_LAST)
     context = {
         "jobs": jobs,
-        "phases": FILTER_PHASES,
+        "phases": USUAL_PHASES,
         "selected": set(phases),
         "last": LIST_LAST,
     }
