@@ -70,7 +70,10 @@ SETTINGS: tuple[Setting, ...] = (
         "query_dsn",
         str,
         "",
-        "connection string for user queries; empty: dsn plus SET ROLE query_role",
+        "connection string for user queries, e.g. every node with"
+        " target_session_attrs=prefer-standby load_balance_hosts=random (standbys, spread);"
+        " it logs in as the restricted query role; queries with uploads run on dsn when"
+        " it reaches a standby; empty: dsn plus SET ROLE query_role",
     ),
     Setting(
         "database",

@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import psycopg
 from psycopg import pq
@@ -28,6 +28,7 @@ from tapd.cancellation import Cancellation
 from tapd.config import Config
 from tapd.errors import TapdError
 from tapd.log import get_logger
+from tapd.store.connection import in_hot_standby
 from tapd.store.jobdir import (
     RESULT_ID,
     AttemptFiles,
@@ -60,6 +61,49 @@ class QueryFailed(TapdError):
     def __init__(self, message: str, sqlstate: str | None) -> None:
         super().__init__(message)
         self.sqlstate = sqlstate
+
+
+#: Runs of a query cancelled by a conflict with recovery on a standby (SQLSTATE
+#: 40001: the standby had to replay a change that conflicted with the query).
+RECOVERY_CONFLICT_ATTEMPTS = 2
+
+
+#: Bytes of a synchronous result held back while the query may still run again.
+HELD_BYTES = 64 * 1024
+#: Longest wait, seconds, for a standby's replay to get past the change that
+#: conflicted with a query before that query runs again.
+REPLAY_WAIT = 5.0
+
+
+def let_replay_pass(conn: psycopg.Connection[Any], timeout: float = REPLAY_WAIT) -> None:
+    """Wait until the standby behind ``conn`` has replayed past where it stood
+    (the change a cancelled query was blocking): a query started again at once
+    takes the table's lock again before replay does, and is cancelled again."""
+    try:
+        (start,) = conn.execute("SELECT pg_last_wal_replay_lsn()").fetchone() or (None,)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            (now,) = conn.execute("SELECT pg_last_wal_replay_lsn()").fetchone() or (None,)
+            if now != start:
+                return
+    except psycopg.Error:
+        if conn.broken:
+            raise
+
+
+class RecoveryConflict(QueryFailed):
+    """Every run of the query was cancelled by a recovery conflict on a standby."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"The query was cancelled {RECOVERY_CONFLICT_ATTEMPTS} times by the standby server"
+            " it ran on, which had to replay changes from the primary that conflicted with"
+            " it (a recovery conflict, SQLSTATE 40001). Run it again later; if this recurs,"
+            " the operators can let standbys wait longer for queries"
+            " (max_standby_streaming_delay, hot_standby_feedback).",
+            "40001",
+        )
 
 
 class DatabaseLost(Exception):
@@ -312,12 +356,24 @@ def load_request_uploads(
         )
 
 
-def failure_message(exc: psycopg.Error) -> str:
-    """A database error as a sentence for the user (primary message and hint)."""
+#: SQLSTATEs of a query naming something the database does not have; on a
+#: standby, most likely published on the primary but not yet replayed there.
+MISSING_OBJECT_STATES = frozenset({"42P01", "42703", "42883", "3F000"})
+
+
+def failure_message(exc: psycopg.Error, conn: psycopg.Connection[Any] | None = None) -> str:
+    """A database error as a sentence for the user (primary message and hint);
+    ``conn``: where the query ran (a standby's lag is worth saying)."""
     diag = exc.diag
     text = diag.message_primary or str(exc).strip().splitlines()[0]
     if diag.message_hint:
         text += f" ({diag.message_hint})"
+    if exc.sqlstate in MISSING_OBJECT_STATES and conn is not None and in_hot_standby(conn):
+        return (
+            "The query ran on a standby server that does not have all of it yet: a table"
+            " published on the primary is replayed on the standbys a moment later. Run the"
+            f" query again shortly. (The standby said: {text})"
+        )
     return f"The query failed in the database: {text}"
 
 
@@ -367,6 +423,9 @@ class QuerySession:
     #: SQL to send before the job's first statement, in the same round trip
     #: (the daemon's child names its session after the job this way).
     prelude: str = ""
+    #: Where TAP_SCHEMA is read when the daemon's copy lacks a table: the
+    #: primary, which knows every published table first (None: ``conn``).
+    catalog_conn: psycopg.Connection[Any] | None = None
 
 
 class _ResultNotWritten(Exception):
@@ -421,34 +480,26 @@ def run_job(
             session.conn.execute(prelude)  # before the uploads, which may take a while
             prelude = ""
         uploads = load_request_uploads(session.conn, request, config, resolve_part, session.role)
-        translation = translate_with_fresh_catalog(request, catalog, config, session.conn, uploads)
-        timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
+        translation = translate_with_fresh_catalog(
+            request, catalog, config, session.catalog_conn or session.conn, uploads
+        )
         from tapd import formats
 
         staged = files.temporary(formats.result_filename(fmt))
-        with deferred_query_transaction(
-            session.conn,
-            query_role=session.role,
-            timeout=timeout,
-            search_path=query_search_path(session.conn),
-        ) as transaction:
-            if prelude and not transaction.begin:
-                session.conn.execute(prelude)
+        for attempt in range(1, RECOVERY_CONFLICT_ATTEMPTS + 1):
+            timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
             try:
-                written = formats.stage_result_file(
-                    session.conn,
-                    translation.sql,
-                    translation.params,
-                    translation.columns,
-                    fmt,
-                    staged,
-                    maxrec=request.maxrec,
-                    infos=infos,
-                    prelude="; ".join(s for s in (prelude, transaction.begin) if s),
-                    epilogue=transaction.end,
+                written = _stage_job_result(
+                    session, translation, fmt, staged, request, infos, timeout, prelude
                 )
-            except OSError as exc:
-                raise _ResultNotWritten(exc, staged) from None
+                break
+            except psycopg.errors.SerializationFailure as exc:
+                if session.conn.closed or session.conn.broken:
+                    raise
+                if attempt == RECOVERY_CONFLICT_ATTEMPTS:
+                    raise RecoveryConflict() from exc
+                log.info("job.query_retried", job_id=job.job_id, reason="recovery conflict")
+                let_replay_pass(session.conn)
         entry = ResultEntry(
             result_id=RESULT_ID,
             filename=written.filename,
@@ -468,15 +519,53 @@ def run_job(
     except psycopg.OperationalError as exc:
         if session.conn.closed or session.conn.broken:
             raise DatabaseLost(str(exc)) from exc
-        return failed_outcome(failure_message(exc), infos, exc.sqlstate)
+        return failed_outcome(failure_message(exc, session.conn), infos, exc.sqlstate)
     except psycopg.Error as exc:
-        return failed_outcome(failure_message(exc), infos, exc.sqlstate)
+        return failed_outcome(failure_message(exc, session.conn), infos, exc.sqlstate)
     except _ResultNotWritten as exc:
         return storage_failed_outcome(job.job_id, exc.error, exc.path)
     except TapdError as exc:
         return failed_outcome(exc.message, infos, getattr(exc, "sqlstate", None))
     finally:
         log.debug("job.query_done", job_id=job.job_id, duration_ms=_ms_since(started))
+
+
+def _stage_job_result(
+    session: QuerySession,
+    translation: Any,
+    fmt: Any,
+    staged: Path,
+    request: TapRequest,
+    infos: list[tuple[str, str]],
+    timeout: float | None,
+    prelude: str,
+) -> Any:
+    """The job's query, run once into the attempt's temporary result file."""
+    from tapd import formats
+
+    with deferred_query_transaction(
+        session.conn,
+        query_role=session.role,
+        timeout=timeout,
+        search_path=query_search_path(session.conn),
+    ) as transaction:
+        if prelude and not transaction.begin:
+            session.conn.execute(prelude)
+        try:
+            return formats.stage_result_file(
+                session.conn,
+                translation.sql,
+                translation.params,
+                translation.columns,
+                fmt,
+                staged,
+                maxrec=request.maxrec,
+                infos=infos,
+                prelude="; ".join(s for s in (prelude, transaction.begin) if s),
+                epilogue=transaction.end,
+            )
+        except OSError as exc:
+            raise _ResultNotWritten(exc, staged) from None
 
 
 def attempt_files(jobs_dir: Path, job: Job) -> AttemptFiles:
@@ -619,21 +708,38 @@ def _run_sync(
         if uploads:
             query_catalog = query_catalog.with_uploads(uploads)
         translation = translate(request, query_catalog, config)
-        with deferred_query_transaction(
-            conn, query_role=role, timeout=limit or None, search_path=query_search_path(conn)
-        ) as transaction:
-            summary = formats.write_result(
-                conn,
-                translation.sql,
-                translation.params,
-                translation.columns,
-                fmt,
-                out,
-                maxrec=request.maxrec,
-                infos=query_infos(request),
-                prelude=transaction.begin,
-                epilogue=transaction.end,
-            )
+        held = _HeldOutput(out)
+        try:
+            for attempt in range(1, RECOVERY_CONFLICT_ATTEMPTS + 1):
+                try:
+                    with deferred_query_transaction(
+                        conn,
+                        query_role=role,
+                        timeout=limit or None,
+                        search_path=query_search_path(conn),
+                    ) as transaction:
+                        summary = formats.write_result(
+                            conn,
+                            translation.sql,
+                            translation.params,
+                            translation.columns,
+                            fmt,
+                            cast(BinaryIO, held),
+                            maxrec=request.maxrec,
+                            infos=query_infos(request),
+                            prelude=transaction.begin,
+                            epilogue=transaction.end,
+                        )
+                    break
+                except psycopg.errors.SerializationFailure:
+                    # Again only while nothing of the first run has gone out.
+                    if attempt == RECOVERY_CONFLICT_ATTEMPTS or held.released or conn.broken:
+                        raise
+                    held.discard()
+                    log.info("sync.query_retried", reason="recovery conflict")
+                    let_replay_pass(conn)
+        finally:
+            held.release()
         return SyncResult(rows=summary.rows, overflow=summary.overflow, mime_type=fmt.mime_type)
     except psycopg.errors.QueryCanceled as exc:
         stop.check()
@@ -646,7 +752,9 @@ def _run_sync(
             raise QueryTimeLimit(limit, "time limit of synchronous queries") from None
         if isinstance(exc, psycopg.OperationalError) and (conn.closed or conn.broken):
             raise
-        raise QueryFailed(failure_message(exc), exc.sqlstate) from None
+        if isinstance(exc, psycopg.errors.SerializationFailure):
+            raise RecoveryConflict() from None
+        raise QueryFailed(failure_message(exc, conn), exc.sqlstate) from None
     finally:
         if alarm is not None:
             alarm.disarm()  # returns once no cancel can reach the connection any more
@@ -655,6 +763,51 @@ def _run_sync(
 
             with contextlib.suppress(psycopg.Error), conn.transaction():
                 drop_uploads(conn, uploads)
+
+
+class _HeldOutput:
+    """A result's first bytes, held back (up to ``HELD_BYTES``, until the writer
+    flushes) so that a query that must run again (a recovery conflict) starts
+    over unseen; after that everything goes through to ``out``."""
+
+    def __init__(self, out: BinaryIO, limit: int = HELD_BYTES) -> None:
+        self.out = out
+        self.limit = limit
+        self.held = bytearray()
+        self.released = False
+        self.count = 0
+
+    def write(self, data: Any) -> int:
+        self.count += len(data)
+        if self.released:
+            return self.out.write(data)
+        self.held += data
+        if len(self.held) > self.limit:
+            self.release()
+        return len(data)
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            if self.held:
+                self.out.write(bytes(self.held))
+                self.held.clear()
+
+    def discard(self) -> None:
+        """Forget what is held (nothing has gone out yet)."""
+        self.held.clear()
+        self.count = 0
+
+    def tell(self) -> int:
+        return self.count
+
+    def flush(self) -> None:
+        """The writer wants its bytes on their way (a batch of a slow query): they go."""
+        self.release()
+        self.out.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.out, name)
 
 
 def _no_inline_parts(part: str) -> Path:

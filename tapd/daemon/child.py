@@ -78,7 +78,13 @@ from tapd.runner import (
     storage_failed_outcome,
 )
 from tapd.store import JobStore, job_application_name
-from tapd.store.connection import LinkTimeouts, connect, connect_direct, one_line
+from tapd.store.connection import (
+    LinkTimeouts,
+    connect,
+    connect_direct,
+    in_hot_standby,
+    one_line,
+)
 from tapd.store.jobdir import UPLOADS_DIR, AttemptFiles, job_dir
 from tapd.store.jobs import Attempt, ErrorSummary, Job
 from tapd.store.phases import JobPhase
@@ -372,7 +378,7 @@ def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions)
             return EXIT_DONE
         outcome = run_job(
             job,
-            QuerySession(sessions.query_conn, sessions.role, prelude=naming),
+            _query_session(job, sessions, config, naming),
             config=config,
             catalog=spec.catalog,
             deadline=assignment.deadline,
@@ -419,6 +425,23 @@ def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions)
         files.discard()
     _log_outcome(job_id, outcome, ended, started)
     return EXIT_DONE
+
+
+def _query_session(job: Job, sessions: _Sessions, config: Config, naming: str) -> QuerySession:
+    """Where the job's query runs: the query connection (``database.query_dsn``,
+    e.g. a standby), except for uploads when that is a standby, which refuses
+    their temporary tables: those run on the job store's connection, the primary.
+    TAP_SCHEMA is read on the primary, which knows every published table first."""
+    assert sessions.conn is not None and sessions.query_conn is not None
+    if (
+        sessions.query_conn is not sessions.conn
+        and job.parameters.get("UPLOAD")
+        and in_hot_standby(sessions.query_conn)
+    ):
+        return QuerySession(sessions.conn, config.query_role, prelude=naming)
+    return QuerySession(
+        sessions.query_conn, sessions.role, prelude=naming, catalog_conn=sessions.conn
+    )
 
 
 def _upload_fetcher(

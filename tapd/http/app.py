@@ -42,7 +42,7 @@ from tapd.store import (
     phase_channel,
     require_current_schema,
 )
-from tapd.store.connection import LinkTimeouts, connect, link_parameters
+from tapd.store.connection import BalancedConnection, LinkTimeouts, connect, link_parameters
 
 log = get_logger(component="http")
 
@@ -152,7 +152,9 @@ def open_service(config: Config, metrics: ServiceMetrics) -> TapService:
     control_size = max(2, int(config.pool_size) - sync_slots)
     bounds = link_parameters(config.dsn, timeouts)
     pool = _pool(config.dsn, control_size, "tapd http", bounds)
-    sync_pool = _pool(config.dsn, sync_slots, "tapd http sync", bounds)
+    # User queries go to database.query_dsn (e.g. the standbys) when it is set.
+    query_dsn = config.query_dsn or config.dsn
+    sync_pool = _pool(query_dsn, sync_slots, "tapd http sync", link_parameters(query_dsn, timeouts))
     waiter = PhaseWaiter(
         config.dsn,
         phase_channel(config.schema),
@@ -187,8 +189,9 @@ def read_store_figures(service: TapService) -> StoreFigures:
 def _pool(dsn: str, size: int, name: str, bounds: dict[str, str]) -> ConnectionPool:
     """A pool whose connections give up on a silent server (``bounds``: libpq
     time-bound parameters, ``tapd.store.connection.link_parameters``)."""
-    pool = ConnectionPool(
+    pool: ConnectionPool[Any] = ConnectionPool(
         dsn,
+        connection_class=BalancedConnection,
         min_size=1,
         max_size=size,
         kwargs={"autocommit": True, "application_name": name, **bounds},

@@ -33,6 +33,7 @@ from tapd.http.responses import NO_STORE
 from tapd.http.service import TapService, service_of
 from tapd.http.streaming import ClientGone, ResultPipe
 from tapd.log import get_logger
+from tapd.store.connection import in_hot_standby
 from tapd.watchdog import watchdog
 
 log = get_logger(component="http")
@@ -131,20 +132,28 @@ async def _run_in_slot(
             raise UploadError(f"UPLOAD refers to param:{name}, but no such part was sent")
         return part.path
 
+    def run_on(conn: psycopg.Connection[Any], role: str | None, out: BinaryIO) -> None:
+        run_sync(
+            conn,
+            tap,
+            out,
+            config=config,
+            catalog=service.catalog(conn),
+            resolve_part=resolve_part,
+            query_role=role,
+            cancellation=cancellation,
+        )
+
     def run_with_retry(out: BinaryIO) -> None:
         for attempt in (1, 2):
             with service.sync_pool.connection() as conn:
                 try:
-                    catalog = service.catalog(conn)
-                    run_sync(
-                        conn,
-                        tap,
-                        out,
-                        config=config,
-                        catalog=catalog,
-                        resolve_part=resolve_part,
-                        cancellation=cancellation,
-                    )
+                    if tap.uploads and in_hot_standby(conn):
+                        # A standby refuses the uploads' temporary tables: the primary.
+                        with service.pool.connection() as primary:
+                            run_on(primary, None, out)
+                    else:
+                        run_on(conn, service.sync_query_role, out)
                     return
                 except psycopg.OperationalError:
                     # A pooled connection that died with a PostgreSQL restart and

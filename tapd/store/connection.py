@@ -7,18 +7,28 @@ a half-open connection (the server's host gone, a firewall dropping the
 state) fails within ``keepalive`` seconds instead of blocking its user for
 the kernel's ~15 minutes of retransmissions. Values in the DSN win. libpq
 ignores the TCP options on unix sockets.
+
+A connection string may list several hosts (``host=h1,h2,h3``) with
+``target_session_attrs`` (libpq finds the primary, or a standby); libpq tries
+them in the order given. ``load_balance_hosts=random`` (libpq 16's way of
+spreading connections over the hosts) works with Debian 12's libpq 15 too:
+tapd removes it from the string and shuffles the hosts itself, for every
+connection it opens.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import random
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import pq
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from tapd.errors import DatabaseUnavailable
 
@@ -72,6 +82,70 @@ def link_parameters(dsn: str, timeouts: LinkTimeouts = DEFAULT_TIMEOUTS) -> dict
     return {k: v for k, v in timeouts.libpq_parameters().items() if k not in given}
 
 
+_LOAD_BALANCE = re.compile(
+    r"(?P<lead>^|\s+|[?&])load_balance_hosts\s*=\s*'?(?P<value>[A-Za-z]+)'?(?=\s|&|$)"
+)
+#: libpq keywords holding one value per host, reordered together.
+HOST_LISTS = ("host", "hostaddr", "port")
+
+
+def without_load_balancing(dsn: str) -> tuple[str, bool]:
+    """``dsn`` without ``load_balance_hosts`` (which libpq 15 refuses), and
+    whether it asked for ``random``."""
+    match = _LOAD_BALANCE.search(dsn)
+    if match is None:
+        return dsn, False
+    lead = match.group("lead")
+    rest = dsn[: match.start()] + (lead if lead == "?" else "") + dsn[match.end() :]
+    rest = rest.replace("?&", "?").rstrip("?").strip()
+    return rest, match.group("value").lower() == "random"
+
+
+def reorder_hosts(parameters: Mapping[str, str], order: Sequence[int]) -> dict[str, str]:
+    """``parameters`` with the per-host lists (host, hostaddr, port) taken in
+    ``order`` (indexes into the host list); single values apply to every host."""
+    reordered = dict(parameters)
+    for key in HOST_LISTS:
+        values = str(parameters.get(key, "")).split(",")
+        if len(values) == len(order) and len(values) > 1:
+            reordered[key] = ",".join(values[i] for i in order)
+    return reordered
+
+
+def host_count(parameters: Mapping[str, str]) -> int:
+    return max(len(str(parameters.get(k, "")).split(",")) for k in ("host", "hostaddr"))
+
+
+def spread(
+    parameters: Mapping[str, str], shuffle: Callable[[list[int]], None] = random.shuffle
+) -> dict[str, str]:
+    """The per-host lists of ``parameters`` in a random order."""
+    order = list(range(host_count(parameters)))
+    shuffle(order)
+    return reorder_hosts(parameters, order)
+
+
+def balanced_dsn(dsn: str) -> str:
+    """``dsn`` ready for libpq: with ``load_balance_hosts=random`` removed and its
+    hosts shuffled; any other string unchanged."""
+    rest, shuffle = without_load_balancing(dsn)
+    if not shuffle:
+        return rest
+    try:
+        parameters = conninfo_to_dict(rest)
+    except psycopg.ProgrammingError:
+        return rest  # the caller's connect reports it
+    return make_conninfo(**spread({k: str(v) for k, v in parameters.items() if v is not None}))
+
+
+class BalancedConnection(psycopg.Connection[Any]):
+    """A connection class for pools: ``load_balance_hosts=random`` honoured on any libpq."""
+
+    @classmethod
+    def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
+        return super().connect(balanced_dsn(conninfo), **kwargs)
+
+
 def connect(
     dsn: str,
     *,
@@ -83,7 +157,7 @@ def connect(
     """A connection to ``dsn``; ``DatabaseUnavailable`` (one line) if impossible."""
     try:
         return psycopg.connect(
-            dsn,
+            balanced_dsn(dsn),
             autocommit=autocommit,
             application_name=application_name,
             **{**link_parameters(dsn, timeouts), **kwargs},
@@ -101,14 +175,21 @@ def connect(
 @functools.cache
 def dsn_parameters(dsn: str) -> tuple[tuple[str, str], ...]:
     """The parameters of a connection string (parsed once per process: a parent
-    that parses before forking spares its children the work)."""
+    that parses before forking spares its children the work), without
+    ``load_balance_hosts``."""
+    rest, _ = without_load_balancing(dsn)
     try:
-        parsed = conninfo_to_dict(dsn)
+        parsed = conninfo_to_dict(rest)
     except psycopg.ProgrammingError as exc:
         raise DatabaseUnavailable(
             f"malformed database connection string (database.dsn): {one_line(exc)}"
         ) from None
     return tuple((key, str(value)) for key, value in parsed.items() if value is not None)
+
+
+@functools.cache
+def _balances(dsn: str) -> bool:
+    return without_load_balancing(dsn)[1]
 
 
 def _conninfo_value(value: str) -> str:
@@ -123,6 +204,8 @@ def connect_direct(
     in a freshly forked child that handling costs more CPU than libpq's own
     connect. ``DatabaseUnavailable`` (one line) if impossible."""
     parameters = {**timeouts.libpq_parameters(), **dict(dsn_parameters(dsn))}
+    if _balances(dsn):
+        parameters = spread(parameters)
     parameters["application_name"] = application_name
     conninfo = " ".join(f"{key}={_conninfo_value(value)}" for key, value in parameters.items())
     pgconn = pq.PGconn.connect(conninfo.encode())
@@ -143,3 +226,9 @@ def one_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = "; ".join(lines) or type(exc).__name__
     return text.removeprefix("connection failed: ")
+
+
+def in_hot_standby(conn: psycopg.Connection[Any]) -> bool:
+    """Whether ``conn`` is to a standby (read-only, replaying the primary's
+    changes): what the server reported at connect time or since."""
+    return conn.info.parameter_status("in_hot_standby") == "on"

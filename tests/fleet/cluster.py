@@ -16,7 +16,7 @@ import signal
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,16 +30,17 @@ ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
 SCOPE = "tapdfleet"
 
-#: Server settings of both nodes. A standby cancels a query that blocks replay
-#: for longer than max_standby_streaming_delay (a recovery conflict); the fleet
-#: test keeps the default-like behaviour so conflicts can be provoked.
+#: Server settings of both nodes. hot_standby_feedback keeps the primary from
+#: removing rows a standby query may still read (as docs/fleet.md recommends);
+#: a lock taken on the primary still conflicts with standby queries, which are
+#: cancelled after max_standby_streaming_delay (kept short, to provoke it).
 PARAMETERS: dict[str, Any] = {
     "max_connections": 200,
     "fsync": "off",  # processes are killed, never the machine: the page cache survives
     "full_page_writes": "off",
     "wal_level": "replica",
     "hot_standby": "on",
-    "hot_standby_feedback": "off",
+    "hot_standby_feedback": "on",
     "max_standby_streaming_delay": "1s",
     "max_wal_senders": 10,
     "max_replication_slots": 10,
@@ -230,6 +231,29 @@ class PatroniCluster:
         what = f"a leader and a sync standby (logs in {self.nodes[0].root})"
         leader = wait_until(ready, timeout, what)
         return self.node(leader)
+
+    @contextlib.contextmanager
+    def maintenance(self) -> Iterator[None]:
+        """Patroni's maintenance mode for the block: it neither fails over nor
+        touches PostgreSQL (it otherwise resumes a standby's paused replay)."""
+        self._patch_config({"pause": True})
+        try:
+            for node in self.nodes:
+                wait_until(lambda n=node: n.rest("/patroni").get("pause"), 30, "maintenance")
+            yield
+        finally:
+            self._patch_config({"pause": None})
+
+    def _patch_config(self, change: dict[str, Any]) -> None:
+        node = self.nodes[0]
+        request = urllib.request.Request(
+            f"http://{node.host.address}:{REST_PORT}/config",
+            data=json.dumps(change).encode(),
+            method="PATCH",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10):
+            pass
 
     def node(self, name: str) -> PatroniNode:
         return next(n for n in self.nodes if n.name == name)

@@ -42,8 +42,11 @@ CREATE TABLE public.numbers AS SELECT x FROM generate_series(1, 100) AS x;
 CREATE VIEW public.sleepy AS SELECT 1 AS x FROM pg_sleep(600);
 -- A job that waits rather than computes: half a second.
 CREATE VIEW public.pause AS SELECT 1 AS x FROM pg_sleep(0.5);
+-- The numbers, after five seconds: a query holding its lock on the table that long.
+CREATE VIEW public.numbers_slowly AS
+    SELECT n.x FROM public.numbers AS n, (SELECT pg_sleep(5)) AS pause;
 """
-PUBLISHED = ("public.numbers", "public.sleepy", "public.pause")
+PUBLISHED = ("public.numbers", "public.sleepy", "public.pause", "public.numbers_slowly")
 
 #: Settings of both application hosts; short intervals so recovery is quick.
 APP_SETTINGS: dict[str, dict[str, Any]] = {
@@ -133,7 +136,18 @@ def initialise_database(fleet_dsn: str, postgres_dsn: str) -> None:
 
 def app_settings(fleet: Fleet, host: Host) -> dict[str, dict[str, Any]]:
     settings = {section: dict(values) for section, values in APP_SETTINGS.items()}
-    settings["database"] = {"dsn": fleet.dsn()}
+    settings["database"] = {
+        "dsn": fleet.dsn(),
+        # User queries on the standbys, spread over them (libpq 15 has no
+        # load_balance_hosts of its own: tapd shuffles the hosts itself).
+        "query_dsn": fleet.cluster.dsn(
+            dbname="tapd",
+            user="tapd_query",
+            target_session_attrs="prefer-standby",
+            load_balance_hosts="random",
+            connect_timeout="5",
+        ),
+    }
     settings["runner"]["jobs_dir"] = str(fleet.root / "jobs")
     settings["http"] = {
         "host": host.address,
