@@ -606,6 +606,9 @@ class RunnerDaemon:
         self.check_own = False
         by_job = {c.job_id: c for c in self.children.values() if c.job_id is not None}
         pending = {end.attempt.job_id for end in self.pending_ends}
+        # A claim whose answer was lost (the connection broke) names a spare
+        # that is still waiting: that attempt never started.
+        waiting = {c.pid for c in self.children.values() if not c.busy}
         seen = self.store.runner_jobs(self.instance, list(by_job))
         for job_id, row in seen.items():
             if (
@@ -616,7 +619,7 @@ class RunnerDaemon:
             ):
                 continue
             attempt = Attempt(job_id, row["attempts"], self.instance)
-            had_child = row["runner_pid"] is not None
+            had_child = row["runner_pid"] is not None and row["runner_pid"] not in waiting
             self._settle(attempt, unattended_ending(had_child=had_child, attempt=attempt.number))
         for job_id, child in by_job.items():
             now = seen.get(job_id)

@@ -176,3 +176,37 @@ def test_a_child_resuming_after_its_job_was_taken_over_writes_nothing(
     wait_for(lambda: not process_alive(pid), 10, "the resumed child to exit")
     assert set(files_of(site, job_id)) <= set(before)  # at most its own temporary file went
     assert site.job(job_id).error == taken.error
+
+
+def test_a_claim_whose_answer_was_lost_is_requeued_as_never_started(
+    site: Site, daemons: Callable[..., DaemonProcess]
+) -> None:
+    """(issue 10 item 2, the other way round) A claim in the daemon's name that
+    named one of its waiting spares, but whose answer never reached the daemon
+    (its connection broke), is put back as what it is: never started."""
+    site.write_config(log={"format": "json"})
+    daemon = daemons()
+    with site.store() as store:
+        (runner,) = store.list_runners()
+
+        def spare() -> tuple[int, int] | None:
+            rows = store.conn.execute(
+                "SELECT application_name, pid FROM pg_stat_activity"
+                " WHERE application_name LIKE 'tapd spare %'"
+            ).fetchall()
+            return (int(rows[0][0].split()[-1]), rows[0][1]) if rows else None
+
+        pid, backend_pid = wait_for(spare, 30, "a waiting spare")
+        job_id = site.submit("SELECT x FROM public.numbers", run=False)
+        with store.conn.transaction():  # the daemon hears of the job only once it is claimed
+            store.queue_job(job_id)
+            store.claim_jobs(runner.instance, runner.host, 1, runners=[(pid, backend_pid)])
+    job = site.wait_phase(job_id, timeout=30)
+    assert (job.phase, job.attempts) == (JobPhase.COMPLETED, 2)
+    lines = [line for line in daemon.log().splitlines() if line.startswith("{")]
+    reasons = [
+        event.get("reason")
+        for event in map(json.loads, lines)
+        if event.get("job_id") == job_id and event.get("phase") == "QUEUED"
+    ]
+    assert reasons == ["claimed but never started"]
