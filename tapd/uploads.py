@@ -40,6 +40,7 @@ from tapd.columns import ColumnMeta
 from tapd.errors import TapdError
 from tapd.store.jobdir import UPLOADS_DIR
 from tapd.upload_copy import copy_rows, text_value
+from tapd.upload_indexes import index_upload_positions
 from tapd.url_allow import UrlRefused, parse_allow_list, url_allowed
 from tapd.votable_stream import (
     StreamLimits,
@@ -530,6 +531,7 @@ def load_uploads(
             tables.append(create_upload_table(conn, spec.table, columns, rows, query_role))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    index_upload_positions(conn, tables)
     return tuple(tables)
 
 

@@ -131,3 +131,42 @@ def test_every_value_is_stored_exactly(conn: psycopg.Connection[Any], tmp_path: 
     assert nan_row == (2, None, pytest.approx(1e-40), -(2**63), 0, False, None)
     single = conn.execute(f"SELECT f::text FROM pg_temp.{table.sql_table} WHERE n = 1").fetchone()
     assert single == ("0.1",)  # the float32 nearest 0.1, not a float64 widened from it
+
+
+def test_two_large_uploads_crossmatched_probe_an_index(
+    conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    """Two uploads joined on position: without an index on one of them every row of
+    one would be compared with every row of the other (10^8 pairs here)."""
+    from tapd.adql import translate_adql
+    from tapd.catalog import Catalog
+
+    (tmp_path / "a").write_bytes(positions_votable(10_000))
+    (tmp_path / "b").write_bytes(positions_votable(10_000))
+    with conn.transaction():
+        tables = load_uploads(
+            conn,
+            ["a,param:a", "b,param:b"],
+            resolve_part=lambda part: tmp_path / part,
+            limits=UploadLimits(max_bytes=10**8, max_rows=10**6),
+            query_role=None,
+        )
+    translation = translate_adql(
+        "SELECT a.id, b.id FROM TAP_UPLOAD.a AS a JOIN TAP_UPLOAD.b AS b"
+        " ON 1 = CONTAINS(POINT(a.ra, a.dec), CIRCLE(b.ra, b.dec, 0.001))",
+        Catalog(tables=()).with_uploads(tables),
+    )
+    plan = "\n".join(
+        row[0] for row in conn.execute("EXPLAIN " + translation.sql, translation.params)
+    )
+    assert "Index Scan" in plan, plan
+
+
+def test_a_single_upload_gets_no_index(conn: psycopg.Connection[Any], tmp_path: Path) -> None:
+    """Joined with a catalog, the catalog's index serves the crossmatch (the translator puts
+    the catalog's position left of <@): building one on the upload would be wasted."""
+    table = upload(conn, tmp_path, 12_000)
+    indexes = conn.execute(
+        "SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass", [table]
+    ).fetchone()
+    assert indexes == (0,)
