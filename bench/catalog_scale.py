@@ -774,6 +774,11 @@ def main() -> None:
                     continue
                 results.append(figures)
                 print(f"-- figures: {table_line(figures)}", flush=True)
+            measured = {f.shape: f for f in results}
+            for shape in shapes:  # binary output has no lines to count: take the CSV twin's
+                if shape.response_format in BINARY_FORMATS and shape.name in measured:
+                    twins = [measured[t.name] for t in shapes if t.sql == shape.sql]
+                    measured[shape.name].rows = max(t.rows for t in twins)
             if not args.only or any("tables" in o for o in args.only):
                 results.append(measure_tables(service, cluster.dsn, args.repeat, workdir))
             if not args.only or any("publish" in o for o in args.only):
