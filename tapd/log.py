@@ -29,6 +29,18 @@ def choose_format(requested: str) -> str:
     return "journal" if os.environ.get("JOURNAL_STREAM") else "console"
 
 
+class _CurrentStderr:
+    """``sys.stderr`` as it is when an event is written, not when ``configure`` ran: whoever
+    replaced the stream since (a test's capture, a daemon redirecting its output) gets the
+    events, and a replaced stream that was closed is never written to."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(level: str = "info", fmt: str = "auto") -> None:
     """Route every structlog event for this process; safe to call again (SIGHUP)."""
     fmt = choose_format(fmt)
@@ -39,7 +51,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     ]
     if fmt == "json":
         processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
-        logger_factory: Any = structlog.WriteLoggerFactory(sys.stderr)
+        logger_factory: Any = structlog.WriteLoggerFactory(_CurrentStderr())  # type: ignore[arg-type]
     elif fmt == "journal":
         from tapd.journal import JournalLoggerFactory, journal_renderer
 
@@ -47,7 +59,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
         logger_factory = JournalLoggerFactory()
     else:
         processors += [structlog.dev.ConsoleRenderer(colors=False)]
-        logger_factory = structlog.WriteLoggerFactory(sys.stderr)
+        logger_factory = structlog.WriteLoggerFactory(_CurrentStderr())  # type: ignore[arg-type]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -51,3 +53,17 @@ def test_auto_means_journal_only_under_systemd(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("JOURNAL_STREAM", "8:1")
     assert log.choose_format("auto") == "journal"
     assert log.choose_format("json") == "json"
+
+
+def test_events_go_to_the_current_stderr_after_the_configured_one_was_closed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An earlier in-process user (a test's capture) may close the stream that was stderr
+    when logging was configured; later events go to whatever stderr is now."""
+    gone = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", gone)
+    log.configure("info", "json")
+    gone.close()
+    monkeypatch.undo()
+    log.get_logger().warning("examples.unchecked", file="x.toml")
+    assert json.loads(capsys.readouterr().err)["event"] == "examples.unchecked"
