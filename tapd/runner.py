@@ -29,6 +29,7 @@ from tapd.config import Config
 from tapd.errors import TapdError
 from tapd.log import get_logger
 from tapd.store.connection import in_hot_standby
+from tapd.store.faults import Action, database_fault
 from tapd.store.jobdir import (
     RESULT_ID,
     AttemptFiles,
@@ -516,11 +517,12 @@ def run_job(
             limit = QueryTimeLimit(job.execution_duration, "executionDuration")
             return failed_outcome(limit.message, infos, exc.sqlstate, JobPhase.ABORTED)
         return failed_outcome(cancelled_message(exc), infos, exc.sqlstate)
-    except psycopg.OperationalError as exc:
-        if session.conn.closed or session.conn.broken:
-            raise DatabaseLost(str(exc)) from exc
-        return failed_outcome(failure_message(exc, session.conn), infos, exc.sqlstate)
     except psycopg.Error as exc:
+        # The SQLSTATE class decides (tapd.store.faults): a lost connection or a
+        # server going down is not the job's fault, and another attempt runs it.
+        broken = session.conn.closed or session.conn.broken
+        if database_fault(exc, connection_broken=broken).job_action is Action.REQUEUE:
+            raise DatabaseLost(str(exc)) from exc
         return failed_outcome(failure_message(exc, session.conn), infos, exc.sqlstate)
     except _ResultNotWritten as exc:
         return storage_failed_outcome(job.job_id, exc.error, exc.path)

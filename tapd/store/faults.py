@@ -70,18 +70,19 @@ class ServerShuttingDown(ConnectionLost):
 
 
 class ReadOnlyDatabase(DatabaseFault):
-    # After a failover the old connection may lead to a standby: a new one
-    # (libpq's target_session_attrs=read-write) finds the primary.
+    # After a failover the daemon's old connection may lead to a standby: a new
+    # one (libpq's target_session_attrs=read-write) finds the primary. A job
+    # meets it only by writing (uploads), which tapd sends to the primary.
     cause = "the database is read-only (a standby, or default_transaction_read_only is on)"
     daemon_action = Action.RECONNECT
-    job_action = Action.REQUEUE
 
 
 class TransactionConflict(DatabaseFault):
-    # Includes a standby cancelling a query that conflicts with recovery.
+    # Includes a standby cancelling a query that conflicts with recovery: the
+    # runner runs it again once replay has passed, then fails saying so.
     cause = "the transaction conflicted with another one and was rolled back"
     daemon_action = Action.RETRY
-    job_action = Action.REQUEUE
+    job_action = Action.RETRY
 
 
 class LockTimeout(DatabaseFault):

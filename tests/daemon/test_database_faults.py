@@ -191,3 +191,41 @@ def test_a_spare_that_never_becomes_ready_is_killed_and_replaced(
         daemon.signal(signal.SIGHUP)
         job = site.wait_phase(job_id, timeout=30)
         assert (job.phase, job.attempts) == (JobPhase.COMPLETED, 1)
+
+
+#: Views whose query fails with a given SQLSTATE while the connection stays up.
+FAILING_VIEWS = """
+CREATE FUNCTION public.fail_with(code text) RETURNS integer LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'raised by a test (SQLSTATE %)', code USING ERRCODE = code;
+END $$;
+CREATE VIEW public.server_shutting_down AS SELECT public.fail_with('57P01') AS x;
+CREATE VIEW public.division_by_zero AS SELECT public.fail_with('22012') AS x;
+"""
+
+
+@pytest.mark.parametrize(
+    ("view", "phase", "attempts", "message"),
+    [
+        # not the job's fault (tapd.store.faults: REQUEUE): it runs again, up to 3 times
+        ("server_shutting_down", JobPhase.ERROR, 3, "The database connection was lost 3 times"),
+        # the job's own query (FAIL_JOB): it fails at once with the server's reason
+        ("division_by_zero", JobPhase.ERROR, 1, "The query failed in the database: raised"),
+    ],
+)
+def test_a_job_s_database_error_is_answered_by_its_sqlstate_class(
+    site: Site,
+    daemon: DaemonProcess,
+    view: str,
+    phase: JobPhase,
+    attempts: int,
+    message: str,
+) -> None:
+    from tapd.catalog import publish_table
+
+    with site.store() as store:
+        store.conn.execute(FAILING_VIEWS)
+        publish_table(store.conn, f"public.{view}", None, "tapd_query")
+    job = site.wait_phase(site.submit(f"SELECT x FROM public.{view}"), timeout=60)
+    assert (job.phase, job.attempts) == (phase, attempts)
+    assert job.error is not None and job.error.message.startswith(message)

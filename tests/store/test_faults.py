@@ -17,10 +17,10 @@ from tapd.store.faults import Action, database_fault, fault_class
         (None, True, faults.ConnectionLost, Action.RECONNECT, Action.REQUEUE),
         ("57P01", True, faults.ServerShuttingDown, Action.RECONNECT, Action.REQUEUE),
         ("57P03", False, faults.ServerShuttingDown, Action.RECONNECT, Action.REQUEUE),
-        ("25006", False, faults.ReadOnlyDatabase, Action.RECONNECT, Action.REQUEUE),
+        ("25006", False, faults.ReadOnlyDatabase, Action.RECONNECT, Action.FAIL_JOB),
         # a lost conflict: the transaction was rolled back, run it again
-        ("40001", False, faults.TransactionConflict, Action.RETRY, Action.REQUEUE),
-        ("40P01", False, faults.TransactionConflict, Action.RETRY, Action.REQUEUE),
+        ("40001", False, faults.TransactionConflict, Action.RETRY, Action.RETRY),
+        ("40P01", False, faults.TransactionConflict, Action.RETRY, Action.RETRY),
         # refused, and refused again for a while: back off; a job fails with the reason
         ("55P03", False, faults.LockTimeout, Action.BACK_OFF, Action.FAIL_JOB),
         ("57014", False, faults.StatementCancelled, Action.BACK_OFF, Action.FAIL_JOB),
