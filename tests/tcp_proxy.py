@@ -90,8 +90,12 @@ class ProxyProcess:
 
     def __init__(self, target: Path, host: str = "127.0.0.1", prefix: tuple[str, ...] = ()):
         command = [*prefix, sys.executable, "-m", "tests.tcp_proxy", host, "0", str(target)]
-        root = Path(__file__).parent.parent
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=root)
+        root = str(Path(__file__).parent.parent)  # entering a mount namespace resets the cwd
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+        }
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
         assert self.process.stdout is not None
         line = self.process.stdout.readline().split()  # "listening HOST:PORT"
         if len(line) != 2:
