@@ -122,7 +122,7 @@ async def _run_in_slot(
     limit = float(config.sync_execution_duration) + RESPONSE_GRACE
     deadline = loop.time() + limit
     # Backstop: run_sync's own limit ends the query; this ends everything else too.
-    alarm = watchdog().arm(limit, lambda: cancellation.cancel("the sync time limit passed"))
+    alarm = watchdog().arm(limit, lambda: cancellation.cancel(SYNC_TIME_LIMIT_PASSED))
 
     def resolve_part(name: str) -> Path:
         from tapd.uploads import UploadError
@@ -171,6 +171,15 @@ async def _run_in_slot(
                 run_with_retry(cast(BinaryIO, pipe))  # duck-typed: write/flush/tell/closed
         except BaseException as exc:  # handed to the event loop, which answers or logs it
             error = exc
+            if cancellation.reason == SYNC_TIME_LIMIT_PASSED:
+                # Whatever the backstop interrupted (an upload's fetch, a slot, the pipe):
+                # the client still waits, and should hear which limit it ran into.
+                from tapd.runner import QueryTimeLimit
+
+                if not isinstance(exc, QueryTimeLimit):
+                    error = QueryTimeLimit(
+                        config.sync_execution_duration, "time limit of synchronous queries"
+                    )
         finally:
             alarm.disarm()
             form.discard_files()
@@ -222,6 +231,8 @@ async def _run_in_slot(
 
 #: Seconds the whole response may take beyond the query's own limit (the last chunks).
 RESPONSE_GRACE = 1.0
+#: The cancellation reason of the backstop that ends a request at the sync time limit.
+SYNC_TIME_LIMIT_PASSED = "the sync time limit passed"
 
 
 def busy_response(slots: int, waited: float) -> Response:

@@ -233,3 +233,33 @@ def test_a_url_upload_stops_when_the_client_leaves(service, trickle) -> None:
     sock.close()
     # The trickle needs ~60 s to finish on its own; the fetch stops within a few.
     assert trickle.event(trickle.finished, "/left.xml").wait(20)
+
+
+@pytest.fixture(scope="module")
+def slow_fetch(pg_cluster, tmp_path_factory, trickle) -> Iterator[RunningService]:
+    """The sync limit (2 s) passes long before the URL fetch would give up (60 s)."""
+    running = start_service(
+        pg_cluster, tmp_path_factory.mktemp("slowfetch"), "http_sync_slow_fetch",
+        settings(2, trickle, LONG_LIMIT), sample_rows=ROWS,
+    )  # fmt: skip
+    yield running
+    stop_service(running, pg_cluster, "http_sync_slow_fetch")
+
+
+def test_the_sync_time_limit_passing_before_the_query_is_reported_as_that_limit(
+    slow_fetch, trickle
+) -> None:
+    """Whatever the request was doing when the limit passed (here: fetching an upload),
+    the client is told the limit it ran into, not that it went away."""
+    with httpx.Client(base_url=slow_fetch.url, timeout=60) as client:
+        response = client.post(
+            "/sync",
+            data={
+                "LANG": "ADQL",
+                "QUERY": "SELECT * FROM TAP_UPLOAD.t",
+                "UPLOAD": f"t,{trickle.url}/limit.xml",
+            },
+        )
+    assert response.status_code == 400
+    assert b"time limit of synchronous queries of 2 s" in response.content
+    assert trickle.event(trickle.finished, "/limit.xml").wait(30)
