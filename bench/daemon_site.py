@@ -103,16 +103,24 @@ class Site:
         self.root = root
         self.jobs_dir = root / "jobs"
         self.jobs_dir.mkdir()
-        self.config = root / "tapd.toml"
-        self.config.write_text(
-            f'[database]\ndsn = "{self.dsn}"\n'
-            f'[runner]\njobs_dir = "{self.jobs_dir}"\nmax_jobs = {max_jobs}\n'
+        self.max_jobs = max_jobs
+        self.config = self.write_config(self.dsn)
+
+    def write_config(self, dsn: str) -> Path:
+        """A configuration file for a daemon reaching the database at ``dsn``."""
+        config = self.root / f"tapd-{time.monotonic_ns()}.toml"
+        config.write_text(
+            f'[database]\ndsn = "{dsn}"\n'
+            f'[runner]\njobs_dir = "{self.jobs_dir}"\nmax_jobs = {self.max_jobs}\n'
             '[log]\nlevel = "warning"\n'
         )
+        return config
 
     @contextlib.contextmanager
-    def daemon(self) -> Iterator[subprocess.Popen[bytes]]:
-        """``tapd run`` as a subprocess, returned once it said READY=1."""
+    def daemon(self, dsn: str | None = None) -> Iterator[subprocess.Popen[bytes]]:
+        """``tapd run`` (reaching the database at ``dsn``, default the site's) as a
+        subprocess, returned once it said READY=1."""
+        config = self.write_config(dsn) if dsn else self.config
         notify_path = self.root / f"notify-{time.monotonic_ns()}"
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
             notify.bind(str(notify_path))
@@ -120,7 +128,7 @@ class Site:
             env = {k: v for k, v in os.environ.items() if not k.startswith("TAPD_")}
             env["NOTIFY_SOCKET"] = str(notify_path)
             process = subprocess.Popen(
-                [sys.executable, "-m", "tapd", "--config", str(self.config), "run"], env=env
+                [sys.executable, "-m", "tapd", "--config", str(config), "run"], env=env
             )
             try:
                 while b"READY=1" not in notify.recv(4096).split(b"\n"):

@@ -9,6 +9,12 @@ transaction and times from its commit until the last one is COMPLETED (read
 from the phase-change NOTIFYs). Reports the median of ``--repeat`` runs in
 jobs/s and the CPU each job cost (the daemon's process tree and PostgreSQL's).
 
+Then the same through pgbouncer (session pooling, ``tapd.devcluster.DevPgBouncer``)
+in front of the same cluster: each child's connection gets a server backend
+that already exists instead of a new one (issue 14 item 5; the baseline is
+the direct run of the same invocation). CPU per job then adds pgbouncer's.
+``--no-pgbouncer`` leaves that pass out.
+
 Floors, same run and cluster:
 - pgbench running the daemon's claim statement, one claim per transaction, 4
   clients (what PostgreSQL alone can do per claim);
@@ -47,10 +53,13 @@ from daemon_site import (
     tree_cpu,
 )
 
+from tapd.devcluster import DevPgBouncer
 from tapd.store import JobStore
 
 
-def run_once(site: Site, jobs: int, daemon_pid: int) -> tuple[float, CpuPerJob]:
+def run_once(
+    site: Site, jobs: int, daemon_pid: int, pooler_pid: int | None = None
+) -> tuple[float, CpuPerJob]:
     listener = PhaseListener(site.dsn)
     with psycopg.connect(site.dsn) as conn:
         with conn.transaction():
@@ -58,6 +67,7 @@ def run_once(site: Site, jobs: int, daemon_pid: int) -> tuple[float, CpuPerJob]:
             ids = {site.submit(store) for _ in range(jobs)}
         client_before = tree_cpu(daemon_pid)
         server_before = tree_cpu(site.postmaster_pid)
+        pooler_before = tree_cpu(pooler_pid) if pooler_pid else 0.0
         started = time.perf_counter()
     remaining = set(ids)
     while remaining:
@@ -70,9 +80,10 @@ def run_once(site: Site, jobs: int, daemon_pid: int) -> tuple[float, CpuPerJob]:
                     raise SystemExit(f"job {change['job_id']} ended {change['phase']}")
                 remaining.discard(change["job_id"])
     elapsed = time.perf_counter() - started
+    pooler = (tree_cpu(pooler_pid) - pooler_before) if pooler_pid else 0.0
     cpu = CpuPerJob(
         1000 * (tree_cpu(daemon_pid) - client_before) / jobs,
-        1000 * (tree_cpu(site.postmaster_pid) - server_before) / jobs,
+        1000 * (tree_cpu(site.postmaster_pid) - server_before + pooler) / jobs,
     )
     listener.close()
     return jobs / elapsed, cpu
@@ -82,11 +93,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-pgbouncer", action="store_true", help="leave out the pooled pass")
     args = parser.parse_args()
+    pooled: list[tuple[float, CpuPerJob]] = []
     with bench_site(max_jobs=4) as site:
         floor, _ = pgbench_claim(site.cluster, clients=4)
         with site.daemon() as daemon:
             runs = [run_once(site, args.jobs, daemon.pid) for _ in range(args.repeat)]
+        if not args.no_pgbouncer:
+            with DevPgBouncer(site.cluster) as bouncer, site.daemon(bouncer.dsn()) as daemon:
+                assert bouncer.process is not None
+                pooled = [
+                    run_once(site, args.jobs, daemon.pid, bouncer.process.pid)
+                    for _ in range(args.repeat)
+                ]
         connect_rate, connect_cpu = pgbench_claim(site.cluster, clients=4, new_connection=True)
         fork_rate, fork_cpu = design_floor(site, args.jobs, slots=4, fork_only=True)
         design_rate, design_cpu = design_floor(site, args.jobs, slots=4)
@@ -118,6 +138,22 @@ def main() -> None:
         f" {cpu.total / design_cpu.total:.2f}"
     )
     print(f"  target > 200 jobs/s: {'met' if rate > 200 else 'NOT met'}")
+    if pooled:
+        pooled_rate = statistics.median(r for r, _ in pooled)
+        pooled_cpu = CpuPerJob(
+            statistics.median(c.client for _, c in pooled),
+            statistics.median(c.server for _, c in pooled),
+        )
+        print("through pgbouncer (session pooling), same jobs and slots:")
+        print(
+            f"  median {pooled_rate:.0f} jobs/s (runs: {', '.join(f'{r:.0f}' for r, _ in pooled)});"
+            f" {pooled_cpu} (PostgreSQL's includes pgbouncer's)"
+        )
+        print(
+            f"  pgbouncer/direct: {pooled_rate / rate:.2f}x jobs/s,"
+            f" server CPU per job {pooled_cpu.server:.1f} vs {cpu.server:.1f} ms;"
+            f" goal >= 1.5x the direct rate: {'met' if pooled_rate >= 1.5 * rate else 'NOT met'}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL cluster on a unix socket, for tests and ``tapd demo``.
+"""A throwaway PostgreSQL cluster on a unix socket, for tests and ``tapd demo``
+(and a throwaway pgbouncer in front of one, for tests and benchmarks).
 
 Started from the installed server binaries (initdb + pg_ctl) in a temporary
 directory; nothing listens on TCP. The cluster can be stopped and started again
@@ -12,6 +13,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,3 +175,82 @@ class DevCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+@dataclass
+class DevPgBouncer:
+    """A throwaway pgbouncer (session pooling) in front of a ``DevCluster``, on a unix
+    socket: ``start()``, ``stop()``; ``dsn(dbname)`` connects through it."""
+
+    cluster: DevCluster
+    users: tuple[str, ...] = ("tapd_admin",)
+    port: int = 6432
+    pool_size: int = 40
+
+    def __post_init__(self) -> None:
+        self.base_dir = self.cluster.base_dir / "pgbouncer"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.executable = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+
+    def dsn(self, dbname: str | None = None, user: str | None = None) -> str:
+        """A libpq connection string reaching ``dbname`` through the pooler."""
+        return (
+            f"host={self.base_dir} port={self.port} dbname={dbname or self.cluster.dbname}"
+            f" user={user or self.cluster.superuser}"
+        )
+
+    def start(self) -> None:
+        if not Path(self.executable).exists():
+            raise ClusterError("pgbouncer is not installed (Debian package pgbouncer)")
+        self.base_dir.mkdir(exist_ok=True)
+        (self.base_dir / "users.txt").write_text("".join(f'"{u}" ""\n' for u in self.users))
+        server = f"host={self.cluster.socket_dir} port={self.cluster.port}"
+        (self.base_dir / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"* = {server}\n"
+            "[pgbouncer]\n"
+            "listen_addr =\n"
+            f"listen_port = {self.port}\n"
+            f"unix_socket_dir = {self.base_dir}\n"
+            "auth_type = trust\n"
+            f"auth_file = {self.base_dir / 'users.txt'}\n"
+            "pool_mode = session\n"
+            "max_client_conn = 1000\n"
+            f"default_pool_size = {self.pool_size}\n"
+            "server_reset_query = DISCARD ALL\n"
+            "ignore_startup_parameters = extra_float_digits\n"
+            f"logfile = {self.base_dir / 'pgbouncer.log'}\n"
+        )
+        if self.cluster._run_as:
+            shutil.chown(self.base_dir, self.cluster._run_as)
+        self.process = subprocess.Popen(
+            self.cluster._command(self.executable, str(self.base_dir / "pgbouncer.ini")),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        socket_path = self.base_dir / f".s.PGSQL.{self.port}"
+        deadline = time.monotonic() + 30
+        while not socket_path.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                log = self.base_dir / "pgbouncer.log"
+                raise ClusterError(
+                    "pgbouncer did not start: " + (log.read_text()[-2000:] if log.exists() else "")
+                )
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.process = None
+
+    def __enter__(self) -> DevPgBouncer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -305,12 +305,19 @@ def _report_failure(spec: SpareSpec, message: str) -> None:
         os.close(spec.ready_pipe)
 
 
-def _report_ready(spec: SpareSpec, sessions: _Sessions) -> bool:
+def server_backend_pid(conn: psycopg.Connection[Any]) -> int:
+    """The pid of the PostgreSQL backend serving ``conn``, asked of the server:
+    through a pooler such as pgbouncer, libpq only knows the pooler's made-up one."""
+    row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _report_ready(spec: SpareSpec, backend_pid: int) -> bool:
     """Tell the daemon this spare can take a job, and the backend pid its query
     will run on (the claim records it); False if the daemon is gone."""
-    assert sessions.query_conn is not None
     try:
-        os.write(spec.ready_pipe, f"{sessions.query_conn.info.backend_pid}\n".encode())
+        os.write(spec.ready_pipe, f"{backend_pid}\n".encode())
     except OSError:
         return False
     finally:
@@ -344,7 +351,14 @@ def spare_main(spec: SpareSpec) -> int:
             return EXIT_SPARE_NO_DATABASE
         except Exception as exc:  # only a warm-up: a job would meet the same problem
             log.debug("daemon.rehearsal_failed", error=repr(exc))
-    if not _report_ready(spec, sessions):
+    try:
+        assert sessions.query_conn is not None
+        backend_pid = server_backend_pid(sessions.query_conn)
+    except psycopg.Error as exc:
+        sessions.close()
+        _report_failure(spec, one_line(exc))
+        return EXIT_SPARE_NO_DATABASE
+    if not _report_ready(spec, backend_pid):
         sessions.close()
         return EXIT_DONE
     assignment = _wait_for_assignment(spec.job_pipe, sessions)
