@@ -244,6 +244,7 @@ class RunnerDaemon:
         self.queued = 0
         self.reconnects = 0  # reported in the heartbeat (metrics, tapd status)
         self.sweeps = 0
+        self.connected_at = 0.0  # time.monotonic() of the last (re)connection
         self._signals: list[int] = []
         self._selector = selectors.DefaultSelector()
         self._wakeup_r, self._wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -366,6 +367,7 @@ class RunnerDaemon:
         self._db_fd = conn.fileno()
         self._selector.register(self._db_fd, selectors.EVENT_READ, "database")
         self.timers.backoff = BACKOFF_FIRST
+        self.connected_at = time.monotonic()
         # Catch up: what happened while we were not listening.
         self._guarded(Operation.ENDINGS, self._flush_pending_ends)
         self._guarded(Operation.DEAD_DAEMONS, self._reconcile_runners)
@@ -596,7 +598,14 @@ class RunnerDaemon:
             host=self.host,
             boot=self.boot,
             heartbeat_timeout=self.config.heartbeat_timeout,
+            expire=self._may_expire_others(),
         )
+
+    def _may_expire_others(self) -> bool:
+        """Whether silent daemons elsewhere may be given up: only once this one has
+        been connected for a heartbeat timeout. After an outage (a failover) every
+        heartbeat is old; the daemons back later are not dead."""
+        return time.monotonic() - self.connected_at >= float(self.config.heartbeat_timeout)
 
     def _reconcile_own(self) -> None:
         """Settle attempts claimed in our name that have no child and no pending

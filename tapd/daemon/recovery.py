@@ -101,13 +101,20 @@ def end_orphans(store: JobStore, me: str | None = None) -> list[str]:
 
 
 def reconcile_runners(
-    store: JobStore, *, instance: str, host: str, boot: str, heartbeat_timeout: float
+    store: JobStore,
+    *,
+    instance: str,
+    host: str,
+    boot: str,
+    heartbeat_timeout: float,
+    expire: bool = True,
 ) -> list[str]:
-    """Forget dead daemons (this host's at once, others' by heartbeat) and settle
-    their jobs; returns the ids of the jobs handled."""
+    """Forget dead daemons (this host's at once, others' by heartbeat unless
+    ``expire`` is False) and settle their jobs; returns the ids of the jobs handled."""
     dead = dead_local_runners(store.list_runners(), host=host, boot=boot, me=instance)
     gone = store.forget_runners(dead) if dead else []
-    gone += store.expire_runners(heartbeat_timeout, keep=instance)
+    if expire:
+        gone += store.expire_runners(heartbeat_timeout, keep=instance)
     for lost in gone:
         log.warning("runner.gone", instance=lost)
     return end_orphans(store, me=instance)

@@ -37,7 +37,6 @@ SCOPE = "tapdfleet"
 PARAMETERS: dict[str, Any] = {
     "max_connections": 200,
     "fsync": "off",  # processes are killed, never the machine: the page cache survives
-    "full_page_writes": "off",
     "wal_level": "replica",
     "hot_standby": "on",
     "hot_standby_feedback": "on",
@@ -45,7 +44,7 @@ PARAMETERS: dict[str, Any] = {
     "max_wal_senders": 10,
     "max_replication_slots": 10,
     "wal_keep_size": "128MB",
-    "wal_log_hints": "on",
+    "wal_log_hints": "on",  # with full_page_writes (the default): pg_rewind after a failover
 }
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from tapd.store import JobNotFound
 from tests.fleet.cluster import wait_until
-from tests.fleet.conftest import Fleet
+from tests.fleet.topology import Fleet
 from tests.fleet.uws import error_summary, submit, wait_phase
 
 pytestmark = pytest.mark.fleet

@@ -21,8 +21,8 @@ import psycopg
 import pytest
 
 from tests.fleet.cluster import PatroniNode, wait_until
-from tests.fleet.conftest import Fleet
 from tests.fleet.test_any_host import UPLOAD
+from tests.fleet.topology import Fleet
 from tests.fleet.uws import error_summary, submit, wait_phase
 
 pytestmark = pytest.mark.fleet
