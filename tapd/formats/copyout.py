@@ -229,6 +229,7 @@ class CopyOut:
         self._batch_bytes = batch_bytes
         self._poll = select.poll()
         self._in_copy = False
+        self._rows_over = False  # libpq has read the COPY's end (only its results are left)
 
     # -- the socket ------------------------------------------------------------------------
 
@@ -354,6 +355,7 @@ class CopyOut:
             elif got == 0:
                 self._wait_readable()
             else:
+                self._rows_over = True
                 break
         if (
             self._mode == "binary"
@@ -383,6 +385,7 @@ class CopyOut:
             elif nbytes == 0:
                 self._wait_readable()
             elif nbytes == -1:
+                self._rows_over = True
                 break
             else:
                 raise psycopg.OperationalError(self._pgconn.error_message.decode(errors="replace"))
@@ -411,9 +414,10 @@ class CopyOut:
         """Cancel a COPY the consumer stopped reading, leaving the connection usable."""
         self._in_copy = False
         try:
-            self._pgconn.get_cancel().cancel()
-            while self._pgconn.get_copy_data(0)[0] >= 0:
-                pass
+            if not self._rows_over:  # past the end libpq has no COPY to cancel or read
+                self._pgconn.get_cancel().cancel()
+                while self._pgconn.get_copy_data(0)[0] >= 0:
+                    pass
             while self._next_result() is not None:
                 pass
         except psycopg.Error:

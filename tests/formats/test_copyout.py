@@ -62,3 +62,21 @@ def test_server_error_raises_after_the_rows_before_it(conn: psycopg.Connection[A
             seen.append(batch.values())
     conn.rollback()
     assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+@pytest.mark.parametrize("rows", [3, 100_000])
+def test_a_copy_left_at_its_last_batch_leaves_the_connection_usable(
+    conn: psycopg.Connection[Any], rows: int
+) -> None:
+    """A writer that fails on the last batch (for a small result, the only one) abandons a
+    COPY that libpq has already read to its end: the connection still takes queries."""
+    sql = f"COPY (SELECT i FROM generate_series(1, {rows}) AS i) TO STDOUT"
+    batches = CopyOut(conn, sql, mode="lines").batches()
+    seen = 0
+    for batch in batches:
+        seen += batch.rows
+        if seen == rows:
+            batches.close()  # as write_result does when the writer raises
+    assert seen == rows
+    conn.rollback()
+    assert conn.execute("SELECT 2").fetchone() == (2,)
