@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.fleet.netns import SUBNET, Host
+from tests.sites import wait_for
 
 BINDIR = Path("/usr/lib/postgresql/15/bin")
 PG_PORT = 5432
@@ -49,16 +49,15 @@ PARAMETERS: dict[str, Any] = {
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.2) -> Any:
-    """The first truthy value of ``predicate()``; AssertionError after ``timeout`` s."""
-    end = time.monotonic() + timeout
-    while True:
+    """``tests.sites.wait_for``, with an unreachable service (connection refused,
+    no answer yet) counting as not yet."""
+
+    def attempt() -> Any:
         with contextlib.suppress(OSError, urllib.error.URLError, ValueError):
-            value = predicate()
-            if value:
-                return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(step)
+            return predicate()
+        return None
+
+    return wait_for(attempt, timeout, what, step)
 
 
 def _chown_tree(path: Path, user: str) -> None:

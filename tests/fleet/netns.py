@@ -28,6 +28,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tapd.daemon.recovery import process_alive
+
 PREFIX = "tapdfleet"
 SUBNET = "10.77.0"
 CLONE_NEWNET = 0x40000000
@@ -64,22 +66,12 @@ def _kill_namespace(name: str) -> None:
     subprocess.run(["ip", "netns", "delete", name], capture_output=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_networks() -> list[str]:
     """Delete the namespaces of fleet test runs whose process is gone."""
     removed = []
     for name in _namespaces():
         match = _NAME.match(name)
-        if match and not _alive(int(match.group(1))):
+        if match and not process_alive(int(match.group(1))):
             _kill_namespace(name)
             removed.append(name)
     return removed
