@@ -30,11 +30,8 @@ import argparse
 import contextlib
 import hashlib
 import http.client
-import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +48,7 @@ import catalog_shapes
 import psycopg
 from catalog_shapes import Shape
 from psycopg import sql
+from tapd_services import Service, running_tapd
 
 from tapd import sample_catalog
 from tapd.catalog import ensure_tap_schema, load_catalog, publish_table
@@ -222,73 +220,18 @@ def build_wide_schema(conn: psycopg.Connection[Any]) -> None:
 # ---- tapd as a service: ``tapd run`` and ``tapd serve`` on the cached cluster
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Service:
-    url: str
-    env: dict[str, str]
-    daemon: subprocess.Popen[bytes]
-    server: subprocess.Popen[bytes]
-
-
 @contextlib.contextmanager
-def running_tapd(cluster: DevCluster, cache: Path) -> Iterator[Service]:
+def running_tapd_for(cluster: DevCluster, cache: Path) -> Iterator[Service]:
     """The runner daemon and the HTTP service, with limits a 5-million-row result fits in."""
     workdir = cache / "tapd"
     shutil.rmtree(workdir, ignore_errors=True)
-    (workdir / "jobs").mkdir(parents=True)
-    (workdir / "tapd.toml").write_text("")
-    port = free_port()
-    env = {
-        **os.environ,
-        "TAPD_CONFIG": str(workdir / "tapd.toml"),
-        "TAPD_DSN": cluster.dsn,
-        "TAPD_JOBS_DIR": str(workdir / "jobs"),
-        "TAPD_PORT": str(port),
-        "TAPD_LEVEL": "warning",
+    settings = {
         "TAPD_SYNC_EXECUTION_DURATION": "3600",
         "TAPD_EXECUTION_DURATION_DEFAULT": "3600",
         "TAPD_MAX_JOBS": "1",
     }
-    processes = []
-    try:
-        for command in ("run", "serve"):
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "tapd", command],
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=(workdir / f"{command}.log").open("wb"),
-                )
-            )
-        url = f"http://127.0.0.1:{port}/tap"
-        wait_available(url)
-        yield Service(url, env, processes[0], processes[1])
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def wait_available(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            status, _, body = request(url + "/availability", "GET")
-            if status == 200 and b"<avl:available>true" in body:
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"the service at {url} did not become available")
+    with running_tapd(workdir, cluster.dsn, settings) as service:
+        yield service
 
 
 def request(
@@ -756,7 +699,7 @@ def main() -> None:
         workdir.mkdir(parents=True)
         uploads = make_uploads(cluster.dsn, shapes, args.stars, workdir)
         results = []
-        with running_tapd(cluster, args.cache) as service:
+        with running_tapd_for(cluster, args.cache) as service:
             for shape in shapes:
                 ways = ("sql", "sync", "async")
                 try:

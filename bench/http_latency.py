@@ -32,13 +32,9 @@ import contextlib
 import http.client
 import io
 import json
-import os
 import shutil
-import signal
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -49,6 +45,7 @@ from pathlib import Path
 
 import psycopg
 from lxml import etree
+from tapd_services import running_tapd
 
 from tapd.catalog import load_catalog
 from tapd.config import load_config
@@ -82,12 +79,6 @@ def median_ms(
     return statistics.median(times) * 1000
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def running_service(rows: int, settings: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
     """(TAP base URL, DSN) of a demo-like setup (``settings``: extra ``TAPD_*``
@@ -95,59 +86,17 @@ def running_service(rows: int, settings: dict[str, str] | None = None) -> Iterat
     workdir = Path(tempfile.mkdtemp(prefix="tapd-bench-"))
     workdir.chmod(0o755)
     cluster = DevCluster(base_dir=workdir / "postgresql", dbname="tapd")
-    processes: list[subprocess.Popen[bytes]] = []
     try:
         cluster.start()
         (workdir / "tapd.toml").write_text("")
         config = load_config(workdir / "tapd.toml", environ={})
         prepare_database(cluster.dsn, config, rows)
-        port = free_port()
-        env = {
-            **os.environ,
-            "TAPD_CONFIG": str(workdir / "tapd.toml"),
-            "TAPD_DSN": cluster.dsn,
-            "TAPD_JOBS_DIR": str(workdir / "jobs"),
-            "TAPD_PORT": str(port),
-            "TAPD_LEVEL": "warning",
-            **(settings or {}),
-        }
-        (workdir / "jobs").mkdir()
-        for command in ("run", "serve"):
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "tapd", command],
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=(workdir / f"{command}.log").open("wb"),
-                )
-            )
-        url = f"http://127.0.0.1:{port}/tap"
-        _wait_for(url + "/availability")
-        yield url, cluster.dsn
+        with running_tapd(workdir, cluster.dsn, settings or {}) as service:
+            yield service.url, cluster.dsn
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
         with contextlib.suppress(Exception):
             cluster.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _wait_for(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if b"<avl:available>true" in response.read():
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"the service at {url} did not become available")
 
 
 class Client:
