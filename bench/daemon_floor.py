@@ -23,9 +23,8 @@ import time
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 
-from tapd.store import initialise_schema
+from tapd.store import JobStore, initialise_schema
 from tapd.store.queries import schema_queries
 
 
@@ -42,23 +41,20 @@ def fill_floor_queue(dsn: str, jobs: int, schema: str = "floor") -> None:
         )
 
 
-def child(dsn: str, queries: dict[str, bytes]) -> int:
+def child(dsn: str, queries: dict[str, bytes], schema: str) -> int:
     """One job's unavoidable database work, on a new connection."""
     from tapd.store.connection import connect
 
     conn = connect(dsn, application_name=f"tapd floor {os.getpid()}")
-    claim = {
-        "instance": "floor",
-        "host": "floor",
-        "limit": 1,
-        "pids": [os.getpid()],
-        "backend_pids": [conn.info.backend_pid],
-    }
-    row = conn.cursor(row_factory=dict_row).execute(queries["claim_jobs"], claim).fetchone()
+    # The daemon's claim (the claims' turn, then the fair claim), one job for this child.
+    claimed = JobStore(conn, schema).claim_jobs(
+        "floor", "floor", 1, runners=[(os.getpid(), conn.info.backend_pid)]
+    )
+    row = claimed[0] if claimed else None
     if row is not None:
         params: dict[str, Any] = {
-            "job_id": row["job_id"],
-            "attempt": row["attempts"],
+            "job_id": row.job_id,
+            "attempt": row.attempts,
             "instance": "floor",
             "phase": "COMPLETED",
             "results": psycopg.types.json.Jsonb([]),
@@ -96,7 +92,7 @@ def run(
             if pid == 0:
                 status = 70
                 try:
-                    status = 0 if fork_only else child(dsn, queries)
+                    status = 0 if fork_only else child(dsn, queries, schema)
                 finally:
                     os._exit(status)
             forked += 1

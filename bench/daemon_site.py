@@ -112,6 +112,9 @@ class Site:
         config.write_text(
             f'[database]\ndsn = "{dsn}"\n'
             f'[runner]\njobs_dir = "{self.jobs_dir}"\nmax_jobs = {self.max_jobs}\n'
+            # Every benchmark job is one anonymous client's: let it use every slot
+            # (fair share's default limit is half of them).
+            f"[limits]\nrunning_per_owner = {self.max_jobs}\n"
             '[log]\nlevel = "warning"\n'
         )
         return config
@@ -195,11 +198,13 @@ def pgbench_claim(
             " FROM generate_series(1, 200000) g"
         )
         conn.execute("VACUUM ANALYZE tapd.jobs")
-    claim = schema_queries("tapd")["claim_jobs"].decode()
+    queries = schema_queries("tapd")
+    claim = queries["claim_jobs"].decode()
     values = {"limit": "1", "instance": "'pgbench'", "host": "'pgbench'"}
     claim = re.sub(r"%\((\w+)\)s", lambda m: values.get(m[1], "NULL"), claim)
     script = cluster.base_dir / "claim.sql"
-    script.write_text(claim + ";\n")
+    # As JobStore.claim_jobs: the claims' turn, then the claim, one transaction.
+    script.write_text(f"BEGIN;\n{queries['claim_lock'].decode()};\n{claim};\nCOMMIT;\n")
     server_before = tree_cpu(postmaster_pid(cluster))
     before = os.times()
     done = subprocess.run(

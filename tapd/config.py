@@ -247,6 +247,15 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "limits",
+        "running_per_owner",
+        int,
+        0,
+        "jobs one owner (or anonymous client address) runs at once on all daemons together;"
+        " 0: half the job slots of the live daemons, at least 1",
+        minimum=0,
+    ),
+    Setting(
+        "limits",
         "anonymous_quota",
         str,
         "address",

@@ -489,7 +489,9 @@ class RunnerDaemon:
         except ValueError:
             return
         phase = change.get("phase")
-        if phase == JobPhase.QUEUED:
+        # A job queued, or one ended anywhere: an account at its running limit
+        # may now start its next job.
+        if phase in (JobPhase.QUEUED, JobPhase.COMPLETED, JobPhase.ERROR, JobPhase.ABORTED):
             self.wake = True
         # COMPLETED is only ever set by the child itself; any other change of a
         # job we run may mean someone ended it. The payload does not say which
@@ -711,7 +713,12 @@ class RunnerDaemon:
         if not spares:
             return
         jobs = self.store.claim_jobs(
-            self.instance, self.host, len(spares), runners=[(c.pid, c.backend_pid) for c in spares]
+            self.instance,
+            self.host,
+            len(spares),
+            runners=[(c.pid, c.backend_pid) for c in spares],
+            running_per_owner=self.config.running_per_owner,
+            heartbeat_timeout=self.config.heartbeat_timeout,
         )
         if len(jobs) < len(spares):
             self.wake = False

@@ -423,8 +423,15 @@ class JobStore:
         host: str,
         limit: int,
         runners: Sequence[tuple[int, int | None]] = (),
+        *,
+        running_per_owner: int | None = None,
+        heartbeat_timeout: float = 30.0,
     ) -> list[Job]:
-        """Take up to ``limit`` of the oldest QUEUED jobs (now EXECUTING), oldest first.
+        """Take up to ``limit`` QUEUED jobs (now EXECUTING), fairly: the oldest
+        jobs of the accounts (owners, anonymous client addresses) running the
+        fewest, none of an account already running ``running_per_owner`` jobs
+        (0: half the slots of the daemons alive within ``heartbeat_timeout``,
+        at least 1; None: no limit). Returned oldest first.
 
         ``runners``: (pid, backend pid) of the processes that will run them, one
         per job (at most that many jobs are claimed); each claimed job records
@@ -435,14 +442,30 @@ class JobStore:
             limit = min(limit, len(runners))
             pids = [pid for pid, _ in runners]
             backend_pids = [backend_pid for _, backend_pid in runners]
-        rows = self._rows(
-            "claim_jobs",
-            instance=instance,
-            host=host,
-            limit=limit,
-            pids=pids,
-            backend_pids=backend_pids,
-        )
+        params = {
+            "instance": instance,
+            "host": host,
+            "limit": limit,
+            "pids": pids,
+            "backend_pids": backend_pids,
+            "running_per_owner": running_per_owner,
+            "heartbeat_timeout": heartbeat_timeout,
+        }
+        # The claims' turn (BEGIN rides with it), then the claim, then COMMIT.
+        conn = self.conn
+        if conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
+            conn.execute(b"BEGIN;\n" + self._queries["claim_lock"])
+            try:
+                rows = self._execute("claim_jobs", params)
+                conn.execute(b"COMMIT")
+            except BaseException:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute(b"ROLLBACK")
+                raise
+        else:
+            with conn.transaction():
+                self._execute("claim_lock", {})
+                rows = self._execute("claim_jobs", params)
         jobs = [job_from_row(r) for r in rows]
         jobs.sort(key=lambda j: (j.queued_time or j.creation_time, j.job_id))
         return jobs

@@ -99,24 +99,108 @@ RETURNING *
 DELETE FROM {schema}.jobs WHERE job_id = %(job_id)s
 RETURNING *
 
+-- name: claim_lock
+-- Claims take turns, fleet-wide: a claim takes this lock in its transaction,
+-- then runs claim_jobs as its next statement, whose snapshot then includes
+-- every claim before it. Without it two daemons woken
+-- by the same NOTIFY would both count an owner's running jobs before either
+-- claim and together start more than limits.running_per_owner. Also, for the
+-- claim's transaction: synchronous_commit on (a claim a child acts on must
+-- survive a server crash, whatever the server's setting, or the attempt
+-- number would be handed out twice) and no JIT (compiling costs far more
+-- than a claim's work).
+SELECT pg_advisory_xact_lock(hashtext('{schema}.claim_jobs')),
+       set_config('synchronous_commit', 'on', true), set_config('jit', 'off', true)
+
 -- name: claim_jobs
--- Take up to %(limit)s of the oldest queued jobs for one daemon, in one short
--- statement, and record the child that runs each: the n-th claimed job gets
--- the n-th of %(pids)s and %(backend_pids)s (the daemon's connected spares;
--- NULL arrays leave them unset). Each claim starts a new attempt (attempts + 1,
--- see tapd.store.jobs.Attempt). The CTE fences the LIMIT so the planner
--- cannot re-run it and claim more rows; SKIP LOCKED lets daemons claim side
--- by side. `durable` is SET LOCAL synchronous_commit = on: a claim a child
--- acts on must survive a server crash, whatever the server's setting (or the
--- attempt number would be handed out twice).
-WITH durable AS MATERIALIZED (
-    SELECT set_config('synchronous_commit', 'on', true) AS setting
-), next AS MATERIALIZED (
-    SELECT job_id FROM {schema}.jobs
-    WHERE phase = 'QUEUED'
-    ORDER BY queued_time, job_id
+-- Take up to %(limit)s queued jobs for one daemon, fairly, in one statement,
+-- and record the child that runs each: the n-th claimed job gets the n-th of
+-- %(pids)s and %(backend_pids)s (the daemon's connected spares; NULL arrays
+-- leave them unset). Each claim starts a new attempt (attempts + 1, see
+-- tapd.store.jobs.Attempt); claim_lock made its transaction durable.
+-- Fair share: an account (owner, or anonymous client address) offers its
+-- oldest queued jobs, as many as it may still start; a job's load is the
+-- account's running jobs (all daemons) counting itself; the jobs with the
+-- least load go first, the oldest among equals. So the first job claimed is
+-- the oldest job of the account running the fewest, and one claim of several
+-- jobs spreads them over the accounts. An account running
+-- %(running_per_owner)s jobs (0: half the live daemons' slots, at least 1;
+-- NULL: no limit) offers none: its jobs wait QUEUED.
+-- Which accounts to ask, cheaply with a long queue: those running jobs (as
+-- many as the fleet's slots) and, from a short walk along the head of the
+-- queue, the first accounts running nothing: the first job of each there is
+-- its oldest, and load 1 beats any other, so they are all a claim can take.
+-- Only when the head shows fewer of them than the claim takes (one account's
+-- many jobs in front) are all accounts with queued jobs asked, one index probe
+-- each. The CTE `next` fences the LIMIT so the planner cannot re-run it and
+-- claim more rows; SKIP LOCKED passes over a job someone else holds (an abort
+-- in progress). Run after claim_lock.
+WITH RECURSIVE running AS MATERIALIZED (
+    SELECT account, count(*) AS jobs FROM {schema}.jobs
+    WHERE phase = 'EXECUTING'
+    GROUP BY account
+), cap AS MATERIALIZED (
+    SELECT CASE
+        WHEN %(running_per_owner)s::integer IS NULL THEN NULL  -- least() skips it
+        WHEN %(running_per_owner)s::integer > 0 THEN %(running_per_owner)s::integer
+        ELSE greatest(1, (
+            SELECT coalesce(sum(max_jobs), 0)::integer / 2 FROM {schema}.runners
+            WHERE NOT stopping
+              AND heartbeat > now() - make_interval(secs => %(heartbeat_timeout)s)))
+        END AS jobs
+), head AS MATERIALIZED (
+    SELECT account, row_number() OVER () AS position FROM (
+        SELECT account FROM {schema}.jobs
+        WHERE phase = 'QUEUED' AND queued_time IS NOT NULL
+        ORDER BY queued_time, job_id
+        LIMIT 8 * %(limit)s
+    ) AS walk
+), fresh AS MATERIALIZED (
+    SELECT account FROM head
+    WHERE account NOT IN (SELECT account FROM running)
+    GROUP BY account
+    ORDER BY min(position)
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+), everyone AS (
+    (SELECT account FROM {schema}.jobs
+     WHERE phase = 'QUEUED' AND (SELECT count(*) FROM fresh) < %(limit)s
+     ORDER BY account LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.account FROM {schema}.jobs AS j
+            WHERE j.phase = 'QUEUED' AND j.account > e.account
+            ORDER BY j.account LIMIT 1)
+    FROM everyone AS e
+    WHERE e.account IS NOT NULL
+), accounts AS (
+    SELECT account FROM fresh
+    UNION
+    SELECT account FROM running
+    UNION
+    SELECT account FROM everyone WHERE account IS NOT NULL
+), candidates AS (
+    SELECT c.job_id, c.queued_time, coalesce(r.jobs, 0) + c.rank AS load
+    FROM accounts AS a
+    CROSS JOIN cap
+    LEFT JOIN running AS r ON r.account = a.account
+    CROSS JOIN LATERAL (
+        SELECT j.job_id, j.queued_time,
+               row_number() OVER (ORDER BY j.queued_time, j.job_id) AS rank
+        FROM {schema}.jobs AS j
+        WHERE j.phase = 'QUEUED' AND j.account = a.account
+        ORDER BY j.queued_time, j.job_id
+        LIMIT greatest(0, least(%(limit)s, cap.jobs - coalesce(r.jobs, 0)))
+    ) AS c
+), next AS MATERIALIZED (
+    -- The candidates in order, each locked (or passed over) in turn until
+    -- enough are taken: a nested loop, never a scan of the queue.
+    SELECT locked.job_id
+    FROM (SELECT * FROM candidates ORDER BY load, queued_time, job_id) AS c
+    CROSS JOIN LATERAL (
+        SELECT j.job_id FROM {schema}.jobs AS j
+        WHERE j.job_id = c.job_id AND j.phase = 'QUEUED'
+        FOR UPDATE SKIP LOCKED
+    ) AS locked
+    LIMIT %(limit)s
 ), numbered AS (
     SELECT job_id, row_number() OVER () AS n FROM next
 )
@@ -125,8 +209,8 @@ SET phase = 'EXECUTING', runner_instance = %(instance)s, runner_host = %(host)s,
     runner_pid = (%(pids)s::integer[])[numbered.n],
     runner_backend_pid = (%(backend_pids)s::integer[])[numbered.n],
     attempts = j.attempts + 1
-FROM numbered, durable
-WHERE j.job_id = numbered.job_id AND durable.setting IS NOT NULL
+FROM numbered
+WHERE j.job_id = numbered.job_id
 RETURNING j.*
 
 -- name: start_job
@@ -295,7 +379,7 @@ RETURNING job_id
 -- Seconds the oldest QUEUED job has waited (NULL when none), through the
 -- queue's partial index.
 SELECT extract(epoch FROM now() - min(queued_time))::float8 AS age
-FROM {schema}.jobs WHERE phase = 'QUEUED'
+FROM {schema}.jobs WHERE phase = 'QUEUED' AND queued_time IS NOT NULL
 
 -- name: existing_jobs
 -- Which of these job ids still have a row (the others' directories are garbage).

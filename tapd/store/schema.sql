@@ -1,4 +1,4 @@
--- tapd job store, schema version 5 (the whole current schema; tapd/store/migrations
+-- tapd job store, schema version 6 (the whole current schema; tapd/store/migrations
 -- upgrades older databases to it). {schema} is replaced by the configured schema
 -- name, quoted. Read by tapd.store.migrate; run in one transaction by `tapd initdb`.
 
@@ -70,17 +70,29 @@ CREATE TABLE {schema}.jobs (
     client_address text,
     -- The host whose jobs directory holds the job's inline uploads (the one
     -- that received them); its result and error document are on runner_host.
-    upload_host text
+    upload_host text,
+    -- Whose job this is for fair share and limits.running_per_owner: the
+    -- owner, or an anonymous client's address (as the HTTP service knows it).
+    account text GENERATED ALWAYS AS (
+        CASE WHEN owner IS NOT NULL THEN 'owner:' || owner
+             ELSE 'address:' || coalesce(client_address, '') END) STORED
 );
 
--- The claim reads the head of the queue through this small partial index.
-CREATE INDEX jobs_queue ON {schema}.jobs (queued_time, job_id) WHERE phase = 'QUEUED';
+-- The claim reads the head of the queue through this small partial index (its
+-- predicate names queued_time so that only queries saying so use it: reading
+-- one account's jobs through it would pass over every other account's).
+CREATE INDEX jobs_queue_in_time ON {schema}.jobs (queued_time, job_id)
+    WHERE phase = 'QUEUED' AND queued_time IS NOT NULL;
 CREATE INDEX jobs_executing ON {schema}.jobs (runner_instance) WHERE phase = 'EXECUTING';
 CREATE INDEX jobs_destruction ON {schema}.jobs (destruction);
 CREATE INDEX jobs_creation ON {schema}.jobs (creation_time);
 CREATE INDEX jobs_owner ON {schema}.jobs (owner, creation_time);
 CREATE INDEX jobs_client_address ON {schema}.jobs (client_address, creation_time)
     WHERE owner IS NULL;
+-- The fair claim reads an account's oldest queued jobs, and walks the
+-- accounts with queued jobs, through this index.
+CREATE INDEX jobs_queue_by_account ON {schema}.jobs (account, queued_time, job_id)
+    WHERE phase = 'QUEUED';
 
 -- One row per live runner daemon; a row whose heartbeat is older than the
 -- configured timeout belongs to a dead daemon, and its jobs are reconciled.
@@ -188,4 +200,4 @@ RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
         jsonb_build_object())
 $$;
 
-INSERT INTO {schema}.schema_version (version) VALUES (5);
+INSERT INTO {schema}.schema_version (version) VALUES (6);

@@ -39,6 +39,7 @@ def test_sigkill_of_child_ends_job_in_error_within_a_second(
 def test_sigkill_of_daemon_then_restart_ends_every_job_it_held(
     site: Site, daemons: Callable[..., DaemonProcess]
 ) -> None:
+    site.write_config(limits={"running_per_owner": 3})  # one owner's 3 jobs run at once
     first = daemons()
     ids = [site.submit("SELECT x FROM public.sleepy") for _ in range(3)]
     for job_id in ids:
