@@ -18,6 +18,7 @@ from tapd.errors import TapdError
 
 COMMAND_MODULES = (
     "tapd.cli.jobs",  # initdb, run, submit, jobs, show, abort, result, query
+    "tapd.cli.status",  # status
     "tapd.cli.adql",  # adql check, adql translate
     "tapd.cli.catalog",  # publish, unpublish
     "tapd.cli.serve",  # serve, demo

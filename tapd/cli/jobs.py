@@ -8,6 +8,7 @@ import contextlib
 import datetime as dt
 import shutil
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -61,14 +62,22 @@ def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser("jobs", help="list jobs, newest first")
     p.add_argument("--phase", action="append", type=str.upper, choices=[x.value for x in JobPhase])
     p.add_argument("--last", type=int, metavar="N", help="only the N newest")
+    _account_options(p, "only the jobs of")
     p.set_defaults(handler=_jobs)
 
     p = subparsers.add_parser("show", help="show one job")
     p.add_argument("job_id")
     p.set_defaults(handler=_show)
 
-    p = subparsers.add_parser("abort", help="abort a job (stops it if it is running)")
-    p.add_argument("job_id")
+    p = subparsers.add_parser(
+        "abort",
+        help="abort a job, or every unfinished job of an owner (stops those running)",
+        description="tapd abort JOBID, or tapd abort --owner NAME (or --address ADDRESS)"
+        " --yes: without --yes it only says how many jobs it would abort.",
+    )
+    p.add_argument("job_id", nargs="?")
+    _account_options(p, "every unfinished job of")
+    p.add_argument("--yes", action="store_true", help="really abort an owner's jobs")
     p.set_defaults(handler=_abort)
 
     p = subparsers.add_parser("result", help="write a completed job's result")
@@ -83,6 +92,25 @@ def register(subparsers: Subparsers) -> None:
     _format_options(p)
     p.add_argument("-o", "--output", metavar="FILE", help="file to write (default: stdout)")
     p.set_defaults(handler=_query)
+
+
+def _account_options(parser: argparse.ArgumentParser, what: str) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--owner", metavar="NAME", help=f"{what} this owner")
+    group.add_argument("--address", metavar="ADDRESS", help=f"{what} this anonymous client address")
+
+
+def _account_filter(args: argparse.Namespace) -> dict[str, Any]:
+    """``list_jobs`` keyword arguments for ``--owner`` / ``--address`` (none: every job)."""
+    if args.owner is not None:
+        return {"owner": args.owner}
+    if args.address is not None:
+        return {"owner": None, "client_address": args.address}
+    return {}
+
+
+def _account_name(args: argparse.Namespace) -> str:
+    return args.owner if args.owner is not None else f"anonymous client {args.address}"
 
 
 def _format_options(parser: argparse.ArgumentParser) -> None:
@@ -251,7 +279,7 @@ def _submit(args: argparse.Namespace) -> int:
 def _jobs(args: argparse.Namespace) -> int:
     config = load_cli_config(args, configure_logging=False)
     with _store(config) as store:
-        jobs = store.list_jobs(phases=args.phase or (), last=args.last)
+        jobs = store.list_jobs(phases=args.phase or (), last=args.last, **_account_filter(args))
     for job in jobs:
         created = job.creation_time.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         print(f"{job.job_id}  {job.phase.value:<9}  {created}  {job.run_id or ''}".rstrip())
@@ -307,12 +335,42 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _abort(args: argparse.Namespace) -> int:
+    by_account = args.owner is not None or args.address is not None
+    if by_account == (args.job_id is not None):
+        raise TapdError("give a JOBID, or --owner NAME or --address ADDRESS (not both)")
+    if by_account:
+        return _abort_account(args)
     config = load_cli_config(args, configure_logging=False)
     with _store(config) as store:
         job = store.abort_job(_checked_id(args.job_id))
     log = cli_logger(config)
     log.info("job.phase", job_id=job.job_id, phase=job.phase.value, reason="tapd abort")
     print(f"{job.job_id} {job.phase.value}")
+    return 0
+
+
+def _abort_account(args: argparse.Namespace) -> int:
+    """Every unfinished job of an owner: counted first, aborted only with ``--yes``."""
+    from tapd.store import ABORTABLE_PHASES
+
+    config = load_cli_config(args, configure_logging=False)
+    who = _account_name(args)
+    with _store(config) as store:
+        if not args.yes:
+            jobs = store.list_jobs(phases=ABORTABLE_PHASES, **_account_filter(args))
+            if not jobs:
+                print(f"{who} has no unfinished jobs")
+                return 0
+            phases = Counter(job.phase.value for job in jobs)
+            detail = ", ".join(f"{n} {phase}" for phase, n in sorted(phases.items()))
+            raise TapdError(
+                f"{who} has {len(jobs)} unfinished jobs ({detail}); add --yes to abort them"
+            )
+        aborted = store.abort_account_jobs(owner=args.owner, client_address=args.address)
+    log = cli_logger(config)
+    for job_id in aborted:
+        log.info("job.phase", job_id=job_id, phase=JobPhase.ABORTED.value, reason="tapd abort")
+    print(f"aborted {len(aborted)} jobs of {who}")
     return 0
 
 

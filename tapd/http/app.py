@@ -26,8 +26,14 @@ from tapd.errors import DatabaseUnavailable, TapdError
 from tapd.http import fleet, jobs, metadata, sync, web
 from tapd.http.forms import RemoveSpooledFiles
 from tapd.http.headers import ServiceHeaders, allowed_methods
-from tapd.http.metrics import ServiceMetrics, StoreFigures, start_metrics_server
+from tapd.http.metrics import (
+    ServiceMetrics,
+    StoreFigures,
+    metrics_path,
+    start_metrics_server,
+)
 from tapd.http.ownership import JOB_ID_PARAMETER, job_route, unchecked_job_routes
+from tapd.http.presence import ServicePresence
 from tapd.http.problems import HttpProblem
 from tapd.http.responses import problem
 from tapd.http.service import TapService, normalise_base_path
@@ -105,6 +111,12 @@ def create_app(config: Config, metrics: ServiceMetrics | None = None) -> Starlet
             )
             log.info("http.advertised", host=service.host, internal_url=config.internal_url)
         metrics_server = start_metrics_server(config.listen, config.path, metrics.registry)
+        presence = ServicePresence(
+            service,
+            service_url(config),
+            metrics_server.url + metrics_path(config.path) if metrics_server else None,
+        )
+        await presence.start()
         log.info(
             "http.started",
             base_path=service.base_path or "/",
@@ -114,6 +126,7 @@ def create_app(config: Config, metrics: ServiceMetrics | None = None) -> Starlet
         try:
             yield
         finally:
+            await presence.stop()
             if metrics_server is not None:
                 metrics_server.stop()
             await service.waiter.stop()
@@ -172,6 +185,15 @@ def open_service(config: Config, metrics: ServiceMetrics) -> TapService:
         metrics=metrics,
         sync_gate=asyncio.Semaphore(sync_slots),
     )
+
+
+def service_url(config: Config) -> str:
+    """Where this service answers, as configured (``http.public_url`` when set)."""
+    if config.public_url:
+        return str(config.public_url).rstrip("/")
+    host = str(config.host)
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{config.port}{normalise_base_path(config.base_path)}"
 
 
 def read_store_figures(service: TapService) -> StoreFigures:

@@ -34,12 +34,14 @@ _EXPORTS = {
         "SchemaVersionError",
     ),
     "tapd.store.jobs": (
+        "AccountLoad",
         "Attempt",
         "ErrorSummary",
         "HostAddress",
         "Job",
         "ResultEntry",
         "RunnerInfo",
+        "ServiceInfo",
         "new_job_id",
     ),
     "tapd.store.migrate": ("initialise_schema", "require_current_schema"),
@@ -52,6 +54,7 @@ __all__ = [
     "ANY_OWNER",
     "FINAL_PHASES",
     "RUNNABLE_PHASES",
+    "AccountLoad",
     "Attempt",
     "ErrorSummary",
     "HostAddress",
@@ -66,6 +69,7 @@ __all__ = [
     "ResultEntry",
     "RunnerInfo",
     "SchemaVersionError",
+    "ServiceInfo",
     "initialise_schema",
     "job_application_name",
     "new_job_id",
@@ -95,12 +99,14 @@ if TYPE_CHECKING:
         SchemaVersionError,
     )
     from tapd.store.jobs import (
+        AccountLoad,
         Attempt,
         ErrorSummary,
         HostAddress,
         Job,
         ResultEntry,
         RunnerInfo,
+        ServiceInfo,
         new_job_id,
     )
     from tapd.store.migrate import initialise_schema, require_current_schema

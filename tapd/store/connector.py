@@ -22,12 +22,14 @@ from psycopg.types.json import Jsonb
 from tapd.store.errors import IllegalPhaseChange, JobNotFound, PhaseConflict, QuotaExceeded
 from tapd.store.jobs import (
     MULTI_VALUED_PARAMETERS,
+    AccountLoad,
     Attempt,
     ErrorSummary,
     HostAddress,
     Job,
     ResultEntry,
     RunnerInfo,
+    ServiceInfo,
     new_job_id,
 )
 from tapd.store.phases import JobPhase
@@ -410,6 +412,27 @@ class JobStore:
         """Number of jobs in each phase (phases without jobs are left out)."""
         return {JobPhase(r["phase"]): r["jobs"] for r in self._rows("phase_counts")}
 
+    def heaviest_accounts(self, limit: int = 5) -> list[AccountLoad]:
+        """The accounts with the most jobs running or queued, heaviest first."""
+        return [
+            AccountLoad(r["owner"], r["address"], r["running"], r["queued"])
+            for r in self._rows("heaviest_accounts", limit=limit)
+        ]
+
+    def abort_account_jobs(
+        self,
+        *,
+        owner: str | None,
+        client_address: str | None = None,
+        message: str = "The job was aborted on request.",
+    ) -> list[str]:
+        """Abort every unfinished job of ``owner`` (None: of the anonymous client
+        ``client_address``); returns their ids."""
+        rows = self._rows(
+            "abort_account_jobs", owner=owner, client_address=client_address, message=message
+        )
+        return [r["job_id"] for r in rows]
+
     def oldest_queued_age(self) -> float | None:
         """Seconds the oldest QUEUED job has waited; None when the queue is empty."""
         age = self._rows("oldest_queued_age")[0]["age"]
@@ -667,6 +690,43 @@ class JobStore:
         """Remove daemons silent for longer than ``timeout`` seconds (except ``keep``)."""
         rows = self._rows("expire_runners", timeout=timeout, keep=keep)
         return [r["instance"] for r in rows]
+
+    # -- HTTP services ----------------------------------------------------------
+
+    def register_service(
+        self, instance: str, *, host: str, pid: int, url: str, metrics_url: str | None
+    ) -> None:
+        self._rows(
+            "register_service",
+            instance=instance,
+            host=host,
+            pid=pid,
+            url=url,
+            metrics_url=metrics_url,
+        )
+
+    def service_heartbeat(self, instance: str) -> bool:
+        """Refresh an HTTP service's heartbeat; False when its row is gone."""
+        return bool(self._rows("service_heartbeat", instance=instance))
+
+    def unregister_service(self, instance: str) -> None:
+        self._rows("unregister_service", instance=instance)
+
+    def list_services(self, within: float) -> list[ServiceInfo]:
+        """HTTP services seen in the last ``within`` seconds."""
+        return [
+            ServiceInfo(
+                instance=r["instance"],
+                host=r["host"],
+                pid=r["pid"],
+                url=r["url"],
+                metrics_url=r["metrics_url"],
+                started=r["started"],
+                heartbeat=r["heartbeat"],
+                heartbeat_age=r["heartbeat_age"],
+            )
+            for r in self._rows("list_services", within=within)
+        ]
 
     # -- destruction ----------------------------------------------------------
 

@@ -136,3 +136,32 @@ class HostAddress:
     name: str
     internal_url: str
     token: str  # presented with every request to it
+
+
+@dataclass(frozen=True)
+class AccountLoad:
+    """An account's share of the fleet: its jobs running and queued."""
+
+    owner: str | None  # None: an anonymous client, known by its address
+    address: str | None
+    running: int
+    queued: int
+
+    @property
+    def name(self) -> str:
+        """The owner, or ``<address> (anonymous)``."""
+        return self.owner if self.owner is not None else f"{self.address or '?'} (anonymous)"
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """An HTTP service's row in ``services`` (its heartbeat)."""
+
+    instance: str
+    host: str
+    pid: int
+    url: str
+    metrics_url: str | None
+    started: dt.datetime
+    heartbeat: dt.datetime
+    heartbeat_age: float  # seconds, by the database clock

@@ -396,6 +396,58 @@ SET internal_url = EXCLUDED.internal_url, token = EXCLUDED.token, advertised = n
 -- Where another host's job files are reached, and the token to present.
 SELECT name, internal_url, token FROM {schema}.hosts WHERE name = %(host)s
 
+-- name: heaviest_accounts
+-- The accounts with the most jobs running or queued (fleet-wide): owner, or
+-- the anonymous client address, with both counts (read from the jobs, exact:
+-- for an operator's look, not a hot path).
+SELECT CASE WHEN account LIKE 'owner:%%' THEN substr(account, 7) END AS owner,
+       CASE WHEN account LIKE 'address:%%' THEN substr(account, 9) END AS address,
+       (count(*) FILTER (WHERE phase = 'EXECUTING'))::integer AS running,
+       (count(*) FILTER (WHERE phase = 'QUEUED'))::integer AS queued
+FROM {schema}.jobs
+WHERE phase IN ('QUEUED', 'EXECUTING')
+GROUP BY account
+ORDER BY count(*) DESC, account
+LIMIT %(limit)s
+
+-- name: abort_account_jobs
+-- Abort every unfinished job of one owner, or of one anonymous client address
+-- (owner NULL); running ones are stopped by their daemons, as for abort_job.
+UPDATE {schema}.jobs
+SET phase = 'ABORTED', error_type = 'fatal', error_message = %(message)s,
+    error_has_detail = false
+WHERE account = CASE WHEN %(owner)s::text IS NOT NULL THEN 'owner:' || %(owner)s::text
+                     ELSE 'address:' || coalesce(%(client_address)s::text, '') END
+  AND phase IN ('PENDING', 'QUEUED', 'EXECUTING', 'HELD', 'SUSPENDED')
+RETURNING job_id
+
+-- name: register_service
+-- An HTTP service announces itself (at start, and again if its row was lost);
+-- rows of services not seen for a day are forgotten.
+WITH forget AS (
+    DELETE FROM {schema}.services WHERE heartbeat < now() - interval '1 day'
+)
+INSERT INTO {schema}.services (instance, host, pid, url, metrics_url)
+VALUES (%(instance)s, %(host)s, %(pid)s, %(url)s, %(metrics_url)s)
+ON CONFLICT (instance) DO UPDATE SET heartbeat = now()
+
+-- name: service_heartbeat
+-- An HTTP service is alive. No row: it must register again.
+UPDATE {schema}.services SET heartbeat = now() WHERE instance = %(instance)s
+RETURNING instance
+
+-- name: unregister_service
+-- An HTTP service stops.
+DELETE FROM {schema}.services WHERE instance = %(instance)s
+
+-- name: list_services
+-- HTTP services seen in the last %(within)s seconds, with the age of their
+-- heartbeat in seconds.
+SELECT *, extract(epoch FROM now() - heartbeat)::float8 AS heartbeat_age
+FROM {schema}.services
+WHERE heartbeat > now() - make_interval(secs => %(within)s)
+ORDER BY host, started
+
 -- name: phase_counts
 -- How many jobs are in each phase.
 SELECT phase, count(*) AS jobs FROM {schema}.jobs GROUP BY phase

@@ -1,4 +1,4 @@
--- tapd job store, schema version 6 (the whole current schema; tapd/store/migrations
+-- tapd job store, schema version 7 (the whole current schema; tapd/store/migrations
 -- upgrades older databases to it). {schema} is replaced by the configured schema
 -- name, quoted. Read by tapd.store.migrate; run in one transaction by `tapd initdb`.
 
@@ -125,6 +125,19 @@ CREATE TABLE {schema}.hosts (
     advertised timestamptz NOT NULL DEFAULT now()
 );
 
+-- One row per running HTTP service process (tapd serve), refreshed while it
+-- runs: what `tapd status` lists as the services seen recently (hosts, above,
+-- is where a fleet's hosts fetch each other's job files, when configured).
+CREATE TABLE {schema}.services (
+    instance text PRIMARY KEY,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    url text NOT NULL,
+    metrics_url text,
+    started timestamptz NOT NULL DEFAULT now(),
+    heartbeat timestamptz NOT NULL DEFAULT now()
+);
+
 -- Checks every phase change against phase_transitions, keeps the times
 -- consistent, and announces the change:
 --   channel "<schema>.phase": {"job_id", "phase", "old_phase", "runner"} as JSON,
@@ -200,4 +213,4 @@ RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
         jsonb_build_object())
 $$;
 
-INSERT INTO {schema}.schema_version (version) VALUES (6);
+INSERT INTO {schema}.schema_version (version) VALUES (7);

@@ -3,42 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tapd.cli import main
 from tapd.store import JobPhase
 from tapd.store.migrate import schema_file_version
+from tests.cli.conftest import Done
 from tests.sites import DaemonProcess, Site
-
-
-@dataclass
-class Done:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture
-def tapd(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
-    """``tapd ARGS`` run in this process (the CLI's whole path, minus interpreter start)."""
-    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
-
-    def run(*args: str, config: Path | None = None) -> Done:
-        options = ["--config", str(config)] if config else []
-        capsys.readouterr()
-        status = main([*options, "--log-level", "warning", *args])
-        out, err = capsys.readouterr()
-        return Done(status, out, err)
-
-    return run
-
-
-@pytest.fixture
-def site_tapd(site: Site, tapd):
-    return lambda *args: tapd(*args, config=site.config_path)
 
 
 def one_line_error(done: Done | subprocess.CompletedProcess[str]) -> str:

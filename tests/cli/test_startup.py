@@ -31,7 +31,7 @@ HEAVY = (
 #: What printing a command's help needs none of: no database, no logging, no settings.
 NOT_FOR_HELP = (*HEAVY, "psycopg", "structlog", "tomllib", "tapd.config")
 
-JOB_COMMANDS = ("submit", "jobs", "show", "abort", "result")
+JOB_COMMANDS = ("submit", "jobs", "show", "abort", "result", "status")
 
 _IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)$", re.M)
 
@@ -62,7 +62,7 @@ def test_help_imports_neither_database_nor_logging(command: str | None) -> None:
 
 def test_job_commands_import_no_query_machinery(site: Site) -> None:
     job_id = site.submit("SELECT x FROM public.numbers", run=False)
-    for args in (("jobs",), ("show", job_id), ("abort", job_id)):
+    for args in (("jobs",), ("show", job_id), ("abort", job_id), ("status",)):
         modules = imported_modules(site, *args)
         assert "psycopg" in modules, args  # it did reach the database
         assert among(modules, HEAVY) == [], args
