@@ -1,6 +1,7 @@
 """Result writers beside PostgreSQL's own COPY, on a 1,000,000-row table.
 
     .venv/bin/python bench/formats.py [--rows 1000000] [--repeat 3] [--formats votable,csv,...]
+        [--progress]
 
 Starts a throwaway PostgreSQL (``tapd.devcluster``), creates ``stars(id bigint,
 ra double precision, dec double precision, mag real, name text)`` and measures,
@@ -11,6 +12,10 @@ median of ``--repeat`` runs:
   per run that has imported the writer (as the daemon does before forking),
   timed around the call; the process's peak RSS is reported;
 * for reference, the same COPY read row by row through psycopg's ``Copy.read()``.
+
+With ``--progress``, each format also runs reporting its progress after every
+batch as a daemon's child does (``tapd.daemon.progress``), right after the
+plain run, and the median of the time ratios is printed.
 
 Prints seconds, the ratio to the baseline (median of the ratios of each run to
 a baseline run made just before it, so that load from other processes
@@ -61,7 +66,12 @@ columns = [ColumnMeta("id", "long"), ColumnMeta("ra", "double", unit="deg"),
 with psycopg.connect(dsn) as conn, open(path, "wb") as out:
     conn.execute("SET TRANSACTION READ ONLY")
     started = time.perf_counter()
-    summary = write_result(conn, sys.argv[4], None, columns, resolve_format(fmt), out, maxrec=None)
+    progress = None
+    if sys.argv[5] == "progress":  # as the daemon's children report it
+        from tapd.daemon.progress import ProgressSlot
+        progress = ProgressSlot().report
+    summary = write_result(conn, sys.argv[4], None, columns, resolve_format(fmt), out,
+                           maxrec=None, progress=progress)
     seconds = time.perf_counter() - started
     size = out.tell()
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -100,9 +110,9 @@ def psycopg_copy(dsn: str) -> float:
         return time.perf_counter() - started
 
 
-def run_format(dsn: str, fmt: str, path: Path) -> dict[str, float]:
+def run_format(dsn: str, fmt: str, path: Path, progress: bool = False) -> dict[str, float]:
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, dsn, fmt, str(path), SELECT],
+        [sys.executable, "-c", CHILD, dsn, fmt, str(path), SELECT, "progress" if progress else ""],
         capture_output=True,
         text=True,
         check=True,
@@ -116,6 +126,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--formats", default=",".join(fmt.key for fmt in available_formats()))
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="also run each format reporting its progress as a daemon's child does, and"
+        " print what that costs",
+    )
     args = parser.parse_args()
     formats = [name for name in args.formats.split(",") if name]
 
@@ -126,6 +142,7 @@ def main() -> None:
         baseline_runs: list[float] = []
         results: dict[str, list[dict[str, float]]] = {}
         ratios: dict[str, list[float]] = {}
+        overheads: dict[str, list[float]] = {}
         for _ in range(args.repeat):
             for fmt in formats:
                 # each run beside a baseline run just before it: load changes cancel out
@@ -133,6 +150,9 @@ def main() -> None:
                 run = run_format(cluster.dsn, fmt, output)
                 results.setdefault(fmt, []).append(run)
                 ratios.setdefault(fmt, []).append(run["seconds"] / baseline_runs[-1])
+                if args.progress:  # the same again, reporting progress, right after
+                    followed = run_format(cluster.dsn, fmt, output, progress=True)
+                    overheads.setdefault(fmt, []).append(followed["seconds"] / run["seconds"])
         baseline = statistics.median(baseline_runs)
         reference = statistics.median(psycopg_copy(cluster.dsn) for _ in range(args.repeat))
 
@@ -151,6 +171,10 @@ def main() -> None:
         limit = f"<={target:.1f}" if target else "-"
         ratio = statistics.median(ratios[fmt])
         print(f"{fmt:24} {seconds:8.2f} {ratio:7.2f} {limit:>7} {rss:7.0f}MB {size:7.1f}MB")
+    if overheads:
+        print("progress reported after each batch, time with/without (median of pairs):")
+        for fmt in formats:
+            print(f"  {fmt:22} {statistics.median(overheads[fmt]):7.3f}")
 
 
 if __name__ == "__main__":

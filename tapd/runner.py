@@ -446,6 +446,7 @@ def run_job(
     catalog: Any | None = None,
     deadline: float | None = None,
     fetch_part: Callable[[str, Path], object] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> JobOutcome:
     """Run the current attempt of ``job`` and say how it ended: the result is
     written under the attempt's temporary name (``JobOutcome.staged``), an
@@ -453,6 +454,7 @@ def run_job(
     ``JobOutcome``). ``deadline`` (``time.monotonic()``) bounds the
     statement_timeout. ``fetch_part(part, path)`` brings an inline upload that
     is not in this host's job directory (stored by another host) to ``path``.
+    ``progress(rows, bytes)`` follows the result as it is written.
     Raises ``JobInterrupted`` (from signal handlers) and ``DatabaseLost``;
     every other failure becomes an ERROR outcome."""
     files = attempt_files(config.jobs_path, job)
@@ -491,7 +493,7 @@ def run_job(
             timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
             try:
                 written = _stage_job_result(
-                    session, translation, fmt, staged, request, infos, timeout, prelude
+                    session, translation, fmt, staged, request, infos, timeout, prelude, progress
                 )
                 break
             except psycopg.errors.SerializationFailure as exc:
@@ -541,6 +543,7 @@ def _stage_job_result(
     infos: list[tuple[str, str]],
     timeout: float | None,
     prelude: str,
+    progress: Callable[[int, int], None] | None,
 ) -> Any:
     """The job's query, run once into the attempt's temporary result file."""
     from tapd import formats
@@ -565,6 +568,7 @@ def _stage_job_result(
                 infos=infos,
                 prelude="; ".join(s for s in (prelude, transaction.begin) if s),
                 epilogue=transaction.end,
+                progress=progress,
             )
         except OSError as exc:
             raise _ResultNotWritten(exc, staged) from None

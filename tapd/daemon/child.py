@@ -64,6 +64,7 @@ from tapd.daemon.endings import (
     Interruption,
     interruption_ending,
 )
+from tapd.daemon.progress import ProgressSlot
 from tapd.errors import DatabaseUnavailable, TapdError
 from tapd.log import get_logger
 from tapd.peers import copy_remote_file, host_name, locate
@@ -110,6 +111,7 @@ class SpareSpec:
     ready_pipe: int  # write end: the backend pid once connected (then closed)
     catalog: Any | None = None  # the daemon's warm copy of TAP_SCHEMA
     rehearse: bool = True  # False while the daemon has a backlog: the job comes at once
+    progress: ProgressSlot | None = None  # where the child tells how far its job got
 
 
 #: Length prefix of an assignment on the job pipe.
@@ -397,6 +399,7 @@ def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions)
             catalog=spec.catalog,
             deadline=assignment.deadline,
             fetch_part=_upload_fetcher(job, sessions.conn, config),
+            progress=spec.progress.report if spec.progress is not None else None,
         )
         # The outcome is decided: from here nothing may interrupt recording it
         # (a signal that came just before is still caught below).

@@ -35,6 +35,7 @@ class Operation:
     SHUTDOWN = "shutdown"  # aborting or requeueing what still runs when stopping
     NOTIFICATIONS = "notifications"  # reading NOTIFY from the LISTEN connection
     SPARES = "spares"  # spare children connecting for the slots
+    PROGRESS = "progress"  # how far the running jobs got, recorded for their users
 
 
 @dataclass(frozen=True)

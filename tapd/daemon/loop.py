@@ -54,6 +54,7 @@ from tapd.daemon.endings import (
     unattended_ending,
 )
 from tapd.daemon.health import Backoff, Health, Operation
+from tapd.daemon.progress import PROGRESS_INTERVAL, ProgressSlot
 from tapd.daemon.recovery import boot_id, reconcile_runners
 from tapd.daemon.systemd import SystemdNotifier
 from tapd.errors import DatabaseUnavailable, TapdError
@@ -134,6 +135,8 @@ class Child:
     killed_at_deadline: bool = False  # the daemon killed it (SIGKILL) past the deadline
     killed_unresponsive: bool = False  # ... or because it did not stop when asked
     killed_not_ready: bool = False  # a spare killed for not becoming ready in time
+    progress: ProgressSlot | None = None  # how far its job got, as the child tells it
+    progress_recorded: tuple[int, int] = (0, 0)  # (rows, bytes) last written to the store
 
     @property
     def busy(self) -> bool:
@@ -171,6 +174,7 @@ class _Timers:
     heartbeat: float = 0.0
     sweep: float = 0.0
     catalog: float = 0.0
+    progress: float = 0.0
     watchdog: float = 0.0
     reconnect: float = 0.0
     backoff: float = BACKOFF_FIRST
@@ -550,10 +554,35 @@ class RunnerDaemon:
         if now >= self.timers.catalog or self._retry_due(Operation.CATALOG, now):
             self.timers.catalog = now + CATALOG_REFRESH
             self._attempt(Operation.CATALOG, self._refresh_catalog)
+        if now >= self.timers.progress or self._retry_due(Operation.PROGRESS, now):
+            self.timers.progress = now + PROGRESS_INTERVAL
+            self._attempt(Operation.PROGRESS, self._record_progress)
         if self.pending_ends and self._retry_due(Operation.ENDINGS, now):
             self._attempt(Operation.ENDINGS, self._flush_pending_ends)
         if self.wake and not self.stopping and self.health.may_claim(now):
             self._attempt(Operation.CLAIM, self._claim)
+
+    def _record_progress(self) -> None:
+        """The rows and bytes each running job has written, for those that moved
+        since last time: one statement for all (no database write per row)."""
+        assert self.store is not None
+        moved = [
+            (child, child.progress.read())
+            for child in self.children.values()
+            if child.busy and child.still_ours and child.progress is not None
+        ]
+        moved = [(child, now) for child, now in moved if now != child.progress_recorded]
+        if not moved:
+            return
+        self.store.record_progress(
+            [
+                (Attempt(child.job_id, child.attempt, self.instance), rows, written)
+                for child, (rows, written) in moved
+                if child.job_id is not None
+            ]
+        )
+        for child, now in moved:
+            child.progress_recorded = now
 
     def _heartbeat(self) -> None:
         assert self.store is not None
@@ -786,6 +815,7 @@ class RunnerDaemon:
             ready_pipe=ready_write,
             catalog=self.catalog,
             rehearse=not self.backlog,
+            progress=ProgressSlot(),
         )
         # The child must not hold other children's pipes open (they would not
         # see end of file when retired) nor the daemon's signal pipe.
@@ -803,7 +833,11 @@ class RunnerDaemon:
         os.close(read_end)
         os.close(ready_write)
         self.children[pid] = Child(
-            pid=pid, pipe=write_end, ready=ready_read, forked=time.monotonic()
+            pid=pid,
+            pipe=write_end,
+            ready=ready_read,
+            forked=time.monotonic(),
+            progress=spec.progress,
         )
         self._selector.register(ready_read, selectors.EVENT_READ, pid)
 
@@ -904,6 +938,8 @@ class RunnerDaemon:
             if child.pipe is not None:
                 os.close(child.pipe)
             self._close_ready(child)
+            if child.progress is not None:
+                child.progress.close()
             self.wake = True
             code, signum = exit_cause(status)
             if not child.busy:

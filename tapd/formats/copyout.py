@@ -27,6 +27,7 @@ import ctypes
 import functools
 import select
 import threading
+import time
 import weakref
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -218,7 +219,11 @@ class CopyOut:
         mode: str = "lines",
         batch_rows: int = 10000,
         batch_bytes: int = 1 << 20,
+        stall_seconds: float | None = None,
     ) -> None:
+        """``stall_seconds``: rows already read are handed over as a (small)
+        batch when no more came for that long, so a slow query's rows reach
+        the writer, and its progress, as they come."""
         if mode not in MODES:
             raise ValueError(f"unknown COPY mode {mode!r}")
         self._conn = conn
@@ -227,22 +232,35 @@ class CopyOut:
         self._mode = mode
         self._batch_rows = batch_rows
         self._batch_bytes = batch_bytes
+        self._stall = stall_seconds
         self._poll = select.poll()
         self._in_copy = False
         self._rows_over = False  # libpq has read the COPY's end (only its results are left)
 
     # -- the socket ------------------------------------------------------------------------
 
-    def _wait(self, event: int) -> None:
+    def _wait(self, event: int, timeout: float | None = None) -> None:
         self._poll.register(self._pgconn.socket, event)
         try:
-            self._poll.poll()
+            self._poll.poll(None if timeout is None else max(1, int(timeout * 1000)))
         finally:
             self._poll.unregister(self._pgconn.socket)
 
-    def _wait_readable(self) -> None:
-        self._wait(select.POLLIN)
+    def _wait_readable(self, timeout: float | None = None) -> None:
+        self._wait(select.POLLIN, timeout)
         self._pgconn.consume_input()
+
+    def _stalled(self, pending: bool, since: float) -> bool:
+        """Whether rows are waiting and none came for ``stall_seconds`` (after
+        waiting for more up to then)."""
+        if not pending or self._stall is None:
+            self._wait_readable()
+            return False
+        left = self._stall - (time.monotonic() - since)
+        if left <= 0:
+            return True
+        self._wait_readable(left)
+        return False
 
     def _next_result(self) -> pq.abc.PGresult | None:
         while self._pgconn.is_busy():
@@ -330,6 +348,7 @@ class CopyOut:
         starts: list[int] = []
         first = True  # the batch holds the COPY's first row (binary header)
         record = starts.append
+        since = time.monotonic()  # of the last batch handed over
         while True:
             space = capacity - offset
             got = getline(handle, address + offset, space)
@@ -352,8 +371,15 @@ class CopyOut:
                     offset = row_start = 0
                     starts = []
                     record = starts.append
+                    since = time.monotonic()
             elif got == 0:
-                self._wait_readable()
+                if self._stalled(bool(starts) and row_start == offset, since):
+                    yield self._batch(buffer, offset, starts, first)
+                    first = False
+                    offset = row_start = 0
+                    starts = []
+                    record = starts.append
+                    since = time.monotonic()
             else:
                 self._rows_over = True
                 break
@@ -374,6 +400,7 @@ class CopyOut:
         pending: list[bytes] = []
         size = 0
         first = True
+        since = time.monotonic()  # of the last batch handed over
         while True:
             nbytes, data = self._pgconn.get_copy_data(1)
             if nbytes > 0:
@@ -382,8 +409,12 @@ class CopyOut:
                 if size >= self._batch_bytes or len(pending) >= self._batch_rows:
                     yield self._join(pending, first)
                     first, pending, size = False, [], 0
+                    since = time.monotonic()
             elif nbytes == 0:
-                self._wait_readable()
+                if self._stalled(bool(pending), since):
+                    yield self._join(pending, first)
+                    first, pending, size = False, [], 0
+                    since = time.monotonic()
             elif nbytes == -1:
                 self._rows_over = True
                 break

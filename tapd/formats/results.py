@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -24,6 +24,13 @@ from tapd.formats.cells import Cell
 from tapd.formats.copyout import CopyOut, input_buffer_statement
 from tapd.formats.query import bind_parameters, copy_statement, describe
 from tapd.formats.registry import ResultFormat
+
+#: Told (rows, bytes) written so far, after each batch.
+Progress = Callable[[int, int], None]
+
+#: Seconds after which rows that arrived are written even if a batch is not
+#: full, when the caller follows the progress.
+PROGRESS_STALL = 1.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,7 @@ def write_result(
     batch_rows: int = 10000,
     prelude: str = "",
     epilogue: str = "",
+    progress: Progress | None = None,
 ) -> WriteSummary:
     """Run ``sql`` on ``conn`` (inside the caller's transaction) and write the result to ``out``.
 
@@ -96,6 +104,9 @@ def write_result(
     the same round trips as the writer's first statement (before it) and as
     the COPY (after it; they run only if the COPY succeeds), e.g. the
     transaction's BEGIN and settings, and its COMMIT.
+
+    ``progress(rows, bytes)`` is told what has been written after each batch
+    (rows that arrive slowly are handed over after ``PROGRESS_STALL`` seconds).
     """
     bound_sql = bind_parameters(conn, sql, params)
     # the describe round trip also carries the caller's prelude and, on a new
@@ -112,7 +123,13 @@ def write_result(
     )
     if epilogue:
         statement = f"{statement};\n{epilogue}"
-    copy = CopyOut(conn, statement, mode=writer.copy_mode, batch_rows=batch_rows)
+    copy = CopyOut(
+        conn,
+        statement,
+        mode=writer.copy_mode,
+        batch_rows=batch_rows,
+        stall_seconds=PROGRESS_STALL if progress is not None else None,
+    )
     copy.start()
     rows = 0
     overflow = False
@@ -128,6 +145,8 @@ def write_result(
             if batch.rows:
                 writer.write_rows(out, batch)
                 rows += batch.rows
+                if progress is not None:
+                    progress(rows, out.tell())
     except Exception as exc:
         batches.close()
         copy.cancel()  # a writer failed: the COPY may still be running
@@ -155,11 +174,12 @@ def stage_result_file(
     batch_rows: int = 10000,
     prelude: str = "",
     epilogue: str = "",
+    progress: Progress | None = None,
 ) -> ResultFile:
     """Write the whole result to ``path`` (a temporary name of the caller's) and
     fsync it; ``filename`` of the answer is the name it is meant to have once the
-    caller renames it into place (``result.<ext>``). ``prelude`` and ``epilogue``
-    as for ``write_result``.
+    caller renames it into place (``result.<ext>``). ``prelude``, ``epilogue``
+    and ``progress`` as for ``write_result``.
 
     On any error the file is removed and the error re-raised (an ``OSError``
     when the disk is full or the directory unwritable).
@@ -179,6 +199,7 @@ def stage_result_file(
                 batch_rows=batch_rows,
                 prelude=prelude,
                 epilogue=epilogue,
+                progress=progress,
             )
             out.flush()
             os.fsync(out.fileno())

@@ -14,10 +14,14 @@ from collections.abc import Iterable, Mapping
 from tapd.http.forms import PART_NAME
 from tapd.http.xmltext import attr, text, utc_timestamp
 from tapd.store.jobs import MULTI_VALUED_PARAMETERS, Job
+from tapd.store.phases import JobPhase
 
 UWS_NS = "http://www.ivoa.net/xml/UWS/v1.0"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+
+#: Namespace of tapd's own elements in ``<uws:jobInfo>``.
+TAPD_NS = "urn:tapd:job-info"
 
 _NAMESPACES = f'xmlns:uws="{UWS_NS}" xmlns:xlink="{XLINK_NS}" xmlns:xsi="{XSI_NS}"'
 _ROOT_ATTRS = f'{_NAMESPACES} version="1.1"'
@@ -91,8 +95,25 @@ def results_element(job: Job, job_url: str) -> str:
     return f"<uws:results>{items}</uws:results>"
 
 
-def job_body(job: Job, job_url: str) -> str:
-    """The children of ``<uws:job>`` in schema order (without the root element)."""
+def progress_element(job: Job, now: dt.datetime) -> str:
+    """How far an EXECUTING job has got, for ``<uws:jobInfo>``: seconds running,
+    and the rows and bytes of its result written so far as its daemon last
+    recorded them (every few seconds; absent until the first)."""
+    if job.phase != JobPhase.EXECUTING or job.start_time is None:
+        return ""
+    seconds = max(0.0, (now - job.start_time).total_seconds())
+    figures = f' seconds="{seconds:.1f}"'
+    if job.progress is not None:
+        figures += (
+            f' rows="{job.progress.rows}" bytes="{job.progress.bytes}"'
+            f' recorded="{utc_timestamp(job.progress.recorded)}"'
+        )
+    return f'<tapd:progress xmlns:tapd="{TAPD_NS}"{figures}/>'
+
+
+def job_body(job: Job, job_url: str, now: dt.datetime | None = None) -> str:
+    """The children of ``<uws:job>`` in schema order (without the root element);
+    ``now`` (default: the clock) for the progress of a running job."""
     parts = [f"<uws:jobId>{text(job.job_id)}</uws:jobId>"]
     if job.run_id is not None:
         parts.append(f"<uws:runId>{text(job.run_id)}</uws:runId>")
@@ -114,12 +135,16 @@ def job_body(job: Job, job_url: str) -> str:
             f'<uws:errorSummary type="{attr(job.error.type)}" hasDetail="{has_detail}">'
             f"<uws:message>{text(job.error.message)}</uws:message></uws:errorSummary>"
         )
+    progress = progress_element(job, now or dt.datetime.now(dt.UTC))
+    if progress:
+        parts.append(f"<uws:jobInfo>{progress}</uws:jobInfo>")
     return "".join(parts)
 
 
-def job_document(job: Job, job_url: str) -> bytes:
+def job_document(job: Job, job_url: str, now: dt.datetime | None = None) -> bytes:
     """The UWS job document of ``job``, whose URL is ``job_url``."""
-    return (f"{_DECLARATION}<uws:job {_ROOT_ATTRS}>{job_body(job, job_url)}</uws:job>\n").encode()
+    body = job_body(job, job_url, now)
+    return f"{_DECLARATION}<uws:job {_ROOT_ATTRS}>{body}</uws:job>\n".encode()
 
 
 def parameters_document(job: Job, job_url: str) -> bytes:

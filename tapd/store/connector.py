@@ -27,6 +27,7 @@ from tapd.store.jobs import (
     ErrorSummary,
     HostAddress,
     Job,
+    Progress,
     ResultEntry,
     RunnerInfo,
     ServiceInfo,
@@ -123,6 +124,11 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
         attempts=row["attempts"],
         client_address=row.get("client_address"),
         upload_host=row.get("upload_host"),
+        progress=(
+            Progress(row["progress_rows"], row["progress_bytes"], row["progress_time"])
+            if row.get("progress_time") is not None
+            else None
+        ),
     )
 
 
@@ -577,6 +583,20 @@ class JobStore:
             attempt = Attempt(job.job_id, started["attempts"], instance)
             with self.ending(attempt, JobPhase.COMPLETED, results=[result]):
                 pass
+
+    def record_progress(self, progress: Sequence[tuple[Attempt, int, int]]) -> None:
+        """How far running jobs got: (attempt, rows, bytes written so far) each,
+        recorded while the attempt still holds its job (attempts of one daemon)."""
+        if not progress:
+            return
+        self._rows(
+            "record_progress",
+            job_ids=[a.job_id for a, _, _ in progress],
+            numbers=[a.number for a, _, _ in progress],
+            rows=[rows for _, rows, _ in progress],
+            bytes=[written for _, _, written in progress],
+            instance=progress[0][0].instance,
+        )
 
     def requeue_jobs(self, attempts: Sequence[Attempt]) -> list[str]:
         """Put attempts back at the head of the queue, each only while it still

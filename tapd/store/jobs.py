@@ -65,6 +65,16 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """How far a running job has got: its result's rows and bytes written so far,
+    as its daemon recorded them at ``recorded`` (every few seconds)."""
+
+    rows: int
+    bytes: int
+    recorded: dt.datetime
+
+
+@dataclass(frozen=True)
 class Job:
     """A UWS job row."""
 
@@ -89,6 +99,7 @@ class Job:
     attempts: int = 0  # claims so far; the number of the current (or last) attempt
     client_address: str | None = None  # anonymous jobs: the address they came from
     upload_host: str | None = None  # whose jobs directory holds the inline uploads
+    progress: Progress | None = None  # how far it got, while EXECUTING
 
     @property
     def attempt(self) -> Attempt:

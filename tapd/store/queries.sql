@@ -208,7 +208,8 @@ UPDATE {schema}.jobs AS j
 SET phase = 'EXECUTING', runner_instance = %(instance)s, runner_host = %(host)s,
     runner_pid = (%(pids)s::integer[])[numbered.n],
     runner_backend_pid = (%(backend_pids)s::integer[])[numbered.n],
-    attempts = j.attempts + 1
+    attempts = j.attempts + 1,
+    progress_rows = NULL, progress_bytes = NULL, progress_time = NULL
 FROM numbered
 WHERE j.job_id = numbered.job_id
 RETURNING j.*
@@ -246,6 +247,17 @@ WHERE job_id = %(job_id)s AND phase = 'EXECUTING' AND attempts = %(attempt)s
   AND runner_instance IS NOT DISTINCT FROM %(instance)s::text
   AND durable.setting IS NOT NULL
 RETURNING job_id
+
+-- name: record_progress
+-- How far running jobs got (rows and bytes of their results written so far),
+-- each only while its attempt still holds it: the n-th of %(job_ids)s in its
+-- attempt %(numbers)s[n], claimed by %(instance)s.
+UPDATE {schema}.jobs AS j
+SET progress_rows = p.rows, progress_bytes = p.bytes, progress_time = now()
+FROM unnest(%(job_ids)s::text[], %(numbers)s::integer[], %(rows)s::bigint[],
+            %(bytes)s::bigint[]) AS p (job_id, number, rows, bytes)
+WHERE j.job_id = p.job_id AND j.attempts = p.number AND j.phase = 'EXECUTING'
+  AND j.runner_instance = %(instance)s
 
 -- name: rehearse_start
 -- A rehearsal job (created in a transaction that is rolled back) starts, as a

@@ -1,4 +1,4 @@
--- tapd job store, schema version 7 (the whole current schema; tapd/store/migrations
+-- tapd job store, schema version 8 (the whole current schema; tapd/store/migrations
 -- upgrades older databases to it). {schema} is replaced by the configured schema
 -- name, quoted. Read by tapd.store.migrate; run in one transaction by `tapd initdb`.
 
@@ -75,7 +75,12 @@ CREATE TABLE {schema}.jobs (
     -- owner, or an anonymous client's address (as the HTTP service knows it).
     account text GENERATED ALWAYS AS (
         CASE WHEN owner IS NOT NULL THEN 'owner:' || owner
-             ELSE 'address:' || coalesce(client_address, '') END) STORED
+             ELSE 'address:' || coalesce(client_address, '') END) STORED,
+    -- How far the job got while EXECUTING: its result's rows and bytes written
+    -- so far, recorded by its daemon every few seconds (cleared by a claim).
+    progress_rows bigint,
+    progress_bytes bigint,
+    progress_time timestamptz
 );
 
 -- The claim reads the head of the queue through this small partial index (its
@@ -213,4 +218,4 @@ RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
         jsonb_build_object())
 $$;
 
-INSERT INTO {schema}.schema_version (version) VALUES (7);
+INSERT INTO {schema}.schema_version (version) VALUES (8);

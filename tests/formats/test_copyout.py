@@ -80,3 +80,19 @@ def test_a_copy_left_at_its_last_batch_leaves_the_connection_usable(
     assert seen == rows
     conn.rollback()
     assert conn.execute("SELECT 2").fetchone() == (2,)
+
+
+def test_rows_of_a_slow_query_come_as_they_arrive_when_asked(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """With ``stall_seconds``, rows already read do not wait for a full batch
+    (a slow query's progress shows); without, they do. (Each row is larger
+    than the server's 8 kB send buffer, which it flushes only when full.)"""
+    sql = (
+        "COPY (SELECT g, repeat('x', 9000) FROM generate_series(1, 4) AS g"
+        " CROSS JOIN LATERAL (SELECT pg_sleep(0.7 + 0 * g)) AS pause) TO STDOUT"
+    )
+    patient = [b.rows for b in CopyOut(conn, sql, mode="lines").batches()]
+    eager = [b.rows for b in CopyOut(conn, sql, mode="lines", stall_seconds=0.1).batches()]
+    assert patient == [4]
+    assert sum(eager) == 4 and len(eager) >= 2

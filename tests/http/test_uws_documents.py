@@ -14,7 +14,7 @@ from tapd.http.uws import (
     parameters_document,
     results_document,
 )
-from tapd.store.jobs import ErrorSummary, Job, ResultEntry
+from tapd.store.jobs import ErrorSummary, Job, Progress, ResultEntry
 from tapd.store.phases import JobPhase
 
 NS = {"uws": "http://www.ivoa.net/xml/UWS/v1.0", "xlink": "http://www.w3.org/1999/xlink"}
@@ -180,3 +180,34 @@ def test_validator_rejects_an_empty_start_time(ivoa_schemas) -> None:
         b'<uws:startTime xsi:nil="true"/>', b"<uws:startTime/>"
     )
     assert ivoa_schemas.errors(broken)
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+def test_a_running_jobs_progress_is_job_info_and_schema_valid(recorded: bool, ivoa_schemas) -> None:
+    started = CREATED + dt.timedelta(seconds=1)
+    progress = Progress(12345, 678901, started + dt.timedelta(seconds=8)) if recorded else None
+    job = make_job(JobPhase.EXECUTING, start_time=started, progress=progress)
+    document = job_document(job, URL, now=started + dt.timedelta(seconds=10))
+    ivoa_schemas.assert_valid(document)
+    (info,) = etree.fromstring(document).findall("uws:jobInfo/{urn:tapd:job-info}progress", NS)
+    figures = dict(info.attrib)
+    assert figures.pop("seconds") == "10.0"
+    if recorded:
+        assert figures == {
+            "rows": "12345",
+            "bytes": "678901",
+            "recorded": "2026-01-02T03:04:14.678Z",
+        }
+    else:
+        assert figures == {}
+
+
+def test_progress_is_shown_only_while_the_job_runs() -> None:
+    started = CREATED + dt.timedelta(seconds=1)
+    job = make_job(
+        JobPhase.COMPLETED,
+        start_time=started,
+        end_time=started,
+        progress=Progress(1, 2, started),
+    )
+    assert b"jobInfo" not in job_document(job, URL, now=started)
