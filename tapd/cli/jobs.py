@@ -294,21 +294,6 @@ def _time(moment: dt.datetime | None) -> str:
     )
 
 
-def describe_progress(job: Job, now: dt.datetime) -> str | None:
-    """``progress: 12,000 rows, 1.5 MB written, running 34 s (as of 2 s ago)``
-    for an EXECUTING job."""
-    if job.phase != JobPhase.EXECUTING or job.start_time is None:
-        return None
-    running = f"running {max(0.0, (now - job.start_time).total_seconds()):.0f} s"
-    if job.progress is None:
-        return f"progress: nothing written yet, {running}"
-    age = max(0.0, (now - job.progress.recorded).total_seconds())
-    return (
-        f"progress: {job.progress.rows:,} rows, {job.progress.bytes / 1e6:.1f} MB written,"
-        f" {running} (as of {age:.0f} s ago)"
-    )
-
-
 def describe_job(job: Job, now: dt.datetime | None = None) -> list[str]:
     """``tapd show``: the job as lines of ``name: value``."""
     lines = [
@@ -338,9 +323,11 @@ def describe_job(job: Job, now: dt.datetime | None = None) -> list[str]:
         lines.append(f"error: {job.error.message}")
     if job.runner_host or job.runner_pid:
         lines.append(f"runner: host {job.runner_host or '-'}, pid {job.runner_pid or '-'}")
-    progress = describe_progress(job, now or dt.datetime.now(dt.UTC))
+    from tapd.store.jobs import progress_summary
+
+    progress = progress_summary(job, now or dt.datetime.now(dt.UTC))
     if progress is not None:
-        lines.append(progress)
+        lines.append(f"progress: {progress}")
     return lines
 
 

@@ -1,5 +1,5 @@
-"""Job pages: one async job (phase, query, parameters, times, error, results, Abort) and the
-caller's job list with phase filters.
+"""Job pages: one async job (phase, progress, query, parameters, times, error, results,
+Abort) and the caller's job list with phase filters.
 
 The job page is complete without JavaScript; with it, tapd.js follows the phase
 through the UWS job resource's own WAIT (``?WAIT=-1&PHASE=<shown phase>``, which
@@ -8,6 +8,8 @@ when it does: no polling faster than the protocol.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,6 +25,7 @@ from tapd.http.waiting import wait_for_phase_change
 from tapd.http.web.render import WEB_PATH, check_same_origin, render_page
 from tapd.store import Job
 from tapd.store.jobdir import remove_job_dir
+from tapd.store.jobs import progress_summary
 from tapd.store.phases import ACTIVE_PHASES, FINAL_PHASES, USUAL_PHASES
 
 #: Jobs the list shows at most (newest first).
@@ -40,6 +43,7 @@ def job_context(request: Request, job: Job) -> dict[str, object]:
         "active": job.phase in ACTIVE_PHASES,
         "abortable": job.phase not in FINAL_PHASES,
         "wait_max": int(service.config.wait_max),
+        "progress": progress_summary(job, dt.datetime.now(dt.UTC)),
     }
 
 
