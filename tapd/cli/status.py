@@ -208,7 +208,10 @@ def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "status",
         help="the runner daemons, the queue and the HTTP services at a glance",
-        description="Exit status 0 when at least one daemon can run jobs, 1 when none can.",
+        description=(
+            "Exit status 0 when at least one daemon can run jobs, 1 when none can,"
+            " 3 when the database cannot be reached."
+        ),
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=_status)
