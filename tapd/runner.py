@@ -447,6 +447,7 @@ def run_job(
     deadline: float | None = None,
     fetch_part: Callable[[str, Path], object] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    expect: Callable[[int], None] | None = None,
 ) -> JobOutcome:
     """Run the current attempt of ``job`` and say how it ended: the result is
     written under the attempt's temporary name (``JobOutcome.staged``), an
@@ -454,7 +455,8 @@ def run_job(
     ``JobOutcome``). ``deadline`` (``time.monotonic()``) bounds the
     statement_timeout. ``fetch_part(part, path)`` brings an inline upload that
     is not in this host's job directory (stored by another host) to ``path``.
-    ``progress(rows, bytes)`` follows the result as it is written.
+    ``progress(rows, bytes)`` follows the result as it is written; ``expect(rows)``
+    is told PostgreSQL's estimate of the result's rows before the query runs.
     Raises ``JobInterrupted`` (from signal handlers) and ``DatabaseLost``;
     every other failure becomes an ERROR outcome."""
     files = attempt_files(config.jobs_path, job)
@@ -493,7 +495,16 @@ def run_job(
             timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
             try:
                 written = _stage_job_result(
-                    session, translation, fmt, staged, request, infos, timeout, prelude, progress
+                    session,
+                    translation,
+                    fmt,
+                    staged,
+                    request,
+                    infos,
+                    timeout,
+                    prelude,
+                    progress,
+                    expect,
                 )
                 break
             except psycopg.errors.SerializationFailure as exc:
@@ -544,6 +555,7 @@ def _stage_job_result(
     timeout: float | None,
     prelude: str,
     progress: Callable[[int, int], None] | None,
+    expect: Callable[[int], None] | None,
 ) -> Any:
     """The job's query, run once into the attempt's temporary result file."""
     from tapd import formats
@@ -556,6 +568,12 @@ def _stage_job_result(
     ) as transaction:
         if prelude and not transaction.begin:
             session.conn.execute(prelude)
+        begin = "; ".join(s for s in (prelude, transaction.begin) if s)
+        if expect is not None:
+            # the estimate carries the transaction's start: one round trip more
+            rows = estimated_rows(session.conn, translation.sql, translation.params, begin)
+            expect(rows if request.maxrec is None else min(rows, request.maxrec))
+            begin = ""
         try:
             return formats.stage_result_file(
                 session.conn,
@@ -566,12 +584,27 @@ def _stage_job_result(
                 staged,
                 maxrec=request.maxrec,
                 infos=infos,
-                prelude="; ".join(s for s in (prelude, transaction.begin) if s),
+                prelude=begin,
                 epilogue=transaction.end,
                 progress=progress,
             )
         except OSError as exc:
             raise _ResultNotWritten(exc, staged) from None
+
+
+def estimated_rows(conn: psycopg.Connection[Any], sql: str, params: Any, prelude: str = "") -> int:
+    """The rows PostgreSQL's plan expects ``sql`` to return (EXPLAIN: planned,
+    not run), in one round trip with ``prelude``."""
+    from tapd.formats.query import bind_parameters
+
+    explain = f"EXPLAIN (FORMAT JSON) {bind_parameters(conn, sql, params).rstrip().rstrip(';')}"
+    with conn.cursor() as cur:
+        cur.execute(";\n".join(s for s in (prelude, explain) if s))  # one simple query
+        while cur.nextset():  # EXPLAIN's is the last result
+            pass
+        row = cur.fetchone()
+    assert row is not None
+    return int(row[0][0]["Plan"]["Plan Rows"])
 
 
 def attempt_files(jobs_dir: Path, job: Job) -> AttemptFiles:

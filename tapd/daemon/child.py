@@ -400,6 +400,7 @@ def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions)
             deadline=assignment.deadline,
             fetch_part=_upload_fetcher(job, sessions.conn, config),
             progress=spec.progress.report if spec.progress is not None else None,
+            expect=spec.progress.expect if spec.progress is not None else None,
         )
         # The outcome is decided: from here nothing may interrupt recording it
         # (a signal that came just before is still caught below).

@@ -54,7 +54,7 @@ from tapd.daemon.endings import (
     unattended_ending,
 )
 from tapd.daemon.health import Backoff, Health, Operation
-from tapd.daemon.progress import PROGRESS_INTERVAL, ProgressSlot
+from tapd.daemon.progress import PROGRESS_INTERVAL, ProgressSlot, Reading
 from tapd.daemon.recovery import boot_id, reconcile_runners
 from tapd.daemon.systemd import SystemdNotifier
 from tapd.errors import DatabaseUnavailable, TapdError
@@ -136,7 +136,7 @@ class Child:
     killed_unresponsive: bool = False  # ... or because it did not stop when asked
     killed_not_ready: bool = False  # a spare killed for not becoming ready in time
     progress: ProgressSlot | None = None  # how far its job got, as the child tells it
-    progress_recorded: tuple[int, int] = (0, 0)  # (rows, bytes) last written to the store
+    progress_recorded: Reading = (0, 0, None)  # last written to the store
 
     @property
     def busy(self) -> bool:
@@ -563,8 +563,9 @@ class RunnerDaemon:
             self._attempt(Operation.CLAIM, self._claim)
 
     def _record_progress(self) -> None:
-        """The rows and bytes each running job has written, for those that moved
-        since last time: one statement for all (no database write per row)."""
+        """The rows and bytes each running job has written (and the rows it
+        expects), for those that moved since last time: one statement for all
+        (no database write per row)."""
         assert self.store is not None
         moved = [
             (child, child.progress.read())
@@ -576,8 +577,8 @@ class RunnerDaemon:
             return
         self.store.record_progress(
             [
-                (Attempt(child.job_id, child.attempt, self.instance), rows, written)
-                for child, (rows, written) in moved
+                (Attempt(child.job_id, child.attempt, self.instance), rows, written, expected)
+                for child, (rows, written, expected) in moved
                 if child.job_id is not None
             ]
         )

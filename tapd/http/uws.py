@@ -98,16 +98,20 @@ def results_element(job: Job, job_url: str) -> str:
 def progress_element(job: Job, now: dt.datetime) -> str:
     """How far an EXECUTING job has got, for ``<uws:jobInfo>``: seconds running,
     and the rows and bytes of its result written so far as its daemon last
-    recorded them (every few seconds; absent until the first)."""
+    recorded them (every few seconds; absent until the first), with the rows
+    PostgreSQL expects (``expected_rows``, when its plan said)."""
     if job.phase != JobPhase.EXECUTING or job.start_time is None:
         return ""
     seconds = max(0.0, (now - job.start_time).total_seconds())
     figures = f' seconds="{seconds:.1f}"'
-    if job.progress is not None:
+    progress = job.progress
+    if progress is not None:
         figures += (
-            f' rows="{job.progress.rows}" bytes="{job.progress.bytes}"'
-            f' recorded="{utc_timestamp(job.progress.recorded)}"'
+            f' rows="{progress.rows}" bytes="{progress.bytes}"'
+            f' recorded="{utc_timestamp(progress.recorded)}"'
         )
+        if progress.expected_rows is not None:
+            figures += f' expected_rows="{progress.expected_rows}"'
     return f'<tapd:progress xmlns:tapd="{TAPD_NS}"{figures}/>'
 
 

@@ -125,7 +125,12 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
         client_address=row.get("client_address"),
         upload_host=row.get("upload_host"),
         progress=(
-            Progress(row["progress_rows"], row["progress_bytes"], row["progress_time"])
+            Progress(
+                row["progress_rows"],
+                row["progress_bytes"],
+                row["progress_time"],
+                row.get("progress_expected_rows"),
+            )
             if row.get("progress_time") is not None
             else None
         ),
@@ -584,17 +589,19 @@ class JobStore:
             with self.ending(attempt, JobPhase.COMPLETED, results=[result]):
                 pass
 
-    def record_progress(self, progress: Sequence[tuple[Attempt, int, int]]) -> None:
-        """How far running jobs got: (attempt, rows, bytes written so far) each,
-        recorded while the attempt still holds its job (attempts of one daemon)."""
+    def record_progress(self, progress: Sequence[tuple[Attempt, int, int, int | None]]) -> None:
+        """How far running jobs got: (attempt, rows, bytes written so far, rows
+        expected or None) each, recorded while the attempt still holds its job
+        (attempts of one daemon)."""
         if not progress:
             return
         self._rows(
             "record_progress",
-            job_ids=[a.job_id for a, _, _ in progress],
-            numbers=[a.number for a, _, _ in progress],
-            rows=[rows for _, rows, _ in progress],
-            bytes=[written for _, _, written in progress],
+            job_ids=[a.job_id for a, _, _, _ in progress],
+            numbers=[a.number for a, _, _, _ in progress],
+            rows=[rows for _, rows, _, _ in progress],
+            bytes=[written for _, _, written, _ in progress],
+            expected=[expected for _, _, _, expected in progress],
             instance=progress[0][0].instance,
         )
 

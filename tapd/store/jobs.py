@@ -67,11 +67,13 @@ class Attempt:
 @dataclass(frozen=True)
 class Progress:
     """How far a running job has got: its result's rows and bytes written so far,
-    as its daemon recorded them at ``recorded`` (every few seconds)."""
+    as its daemon recorded them at ``recorded`` (every few seconds), and the rows
+    PostgreSQL expects it to return (its plan's estimate; None if unknown)."""
 
     rows: int
     bytes: int
     recorded: dt.datetime
+    expected_rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -185,10 +187,20 @@ def progress_summary(job: Job, now: dt.datetime) -> str | None:
     if job.phase != JobPhase.EXECUTING or job.start_time is None:
         return None
     running = f"running {max(0.0, (now - job.start_time).total_seconds()):.0f} s"
-    if job.progress is None:
+    progress = job.progress
+    if progress is None:
         return f"nothing written yet, {running}"
-    age = max(0.0, (now - job.progress.recorded).total_seconds())
+    expected = progress.expected_rows
+    about = "" if expected is None else f"about {expected:,} row{'s' if expected != 1 else ''}"
+    if progress.rows == 0:
+        return (
+            f"nothing written yet, {about} expected, {running}"
+            if about
+            else (f"nothing written yet, {running}")
+        )
+    age = max(0.0, (now - progress.recorded).total_seconds())
+    of = f" of {about}" if about else ""
     return (
-        f"{job.progress.rows:,} rows, {job.progress.bytes / 1e6:.1f} MB written,"
+        f"{progress.rows:,} rows{of}, {progress.bytes / 1e6:.1f} MB written,"
         f" {running} (as of {age:.0f} s ago)"
     )

@@ -209,7 +209,8 @@ SET phase = 'EXECUTING', runner_instance = %(instance)s, runner_host = %(host)s,
     runner_pid = (%(pids)s::integer[])[numbered.n],
     runner_backend_pid = (%(backend_pids)s::integer[])[numbered.n],
     attempts = j.attempts + 1,
-    progress_rows = NULL, progress_bytes = NULL, progress_time = NULL
+    progress_rows = NULL, progress_bytes = NULL, progress_time = NULL,
+    progress_expected_rows = NULL
 FROM numbered
 WHERE j.job_id = numbered.job_id
 RETURNING j.*
@@ -249,13 +250,16 @@ WHERE job_id = %(job_id)s AND phase = 'EXECUTING' AND attempts = %(attempt)s
 RETURNING job_id
 
 -- name: record_progress
--- How far running jobs got (rows and bytes of their results written so far),
--- each only while its attempt still holds it: the n-th of %(job_ids)s in its
--- attempt %(numbers)s[n], claimed by %(instance)s.
+-- How far running jobs got (rows and bytes of their results written so far,
+-- and the rows PostgreSQL expects, NULL if unknown), each only while its
+-- attempt still holds it: the n-th of %(job_ids)s in its attempt
+-- %(numbers)s[n], claimed by %(instance)s.
 UPDATE {schema}.jobs AS j
-SET progress_rows = p.rows, progress_bytes = p.bytes, progress_time = now()
+SET progress_rows = p.rows, progress_bytes = p.bytes, progress_time = now(),
+    progress_expected_rows = p.expected
 FROM unnest(%(job_ids)s::text[], %(numbers)s::integer[], %(rows)s::bigint[],
-            %(bytes)s::bigint[]) AS p (job_id, number, rows, bytes)
+            %(bytes)s::bigint[], %(expected)s::bigint[])
+     AS p (job_id, number, rows, bytes, expected)
 WHERE j.job_id = p.job_id AND j.attempts = p.number AND j.phase = 'EXECUTING'
   AND j.runner_instance = %(instance)s
 

@@ -80,7 +80,9 @@ CREATE TABLE {schema}.jobs (
     -- so far, recorded by its daemon every few seconds (cleared by a claim).
     progress_rows bigint,
     progress_bytes bigint,
-    progress_time timestamptz
+    progress_time timestamptz,
+    -- PostgreSQL's estimate of the result's rows (EXPLAIN, before the query ran).
+    progress_expected_rows bigint
 );
 
 -- The claim reads the head of the queue through this small partial index (its
@@ -218,4 +220,4 @@ RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
         jsonb_build_object())
 $$;
 
-INSERT INTO {schema}.schema_version (version) VALUES (8);
+INSERT INTO {schema}.schema_version (version) VALUES (9);

@@ -1,6 +1,6 @@
 """While a job runs, its store row says how far it has got (rows and bytes of its
-result written), refreshed every few seconds; ``tapd show`` and the UWS job
-document show it."""
+result written, and the rows PostgreSQL expects), refreshed every few seconds;
+``tapd show`` and the UWS job document show it."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ def test_a_running_jobs_progress_is_recorded_and_shown(site: Site, daemon: Daemo
     first = wait_for(lambda: progress_of(site, job_id), 60, "the job's first progress")
     assert first.progress is not None
     assert first.progress.bytes > 9000 * first.progress.rows  # every row holds 9000 bytes
+    assert first.progress.expected_rows == 10000  # the plan's estimate of generate_series
 
     def moved_on() -> Job | None:
         job = progress_of(site, job_id)
@@ -49,11 +50,13 @@ def test_a_running_jobs_progress_is_recorded_and_shown(site: Site, daemon: Daemo
 
     shown = site.tapd("show", job_id)
     progress_line = next(line for line in shown.stdout.splitlines() if line.startswith("progress:"))
-    assert " rows, " in progress_line and "MB written, running" in progress_line
+    assert " rows of about 10,000 rows, " in progress_line
+    assert "MB written, running" in progress_line
 
     document = job_document(later, f"http://example/tap/async/{job_id}").decode()
     assert "<uws:jobInfo><tapd:progress" in document
     assert f'rows="{later.progress.rows}"' in document
+    assert 'expected_rows="10000"' in document
 
     with site.store() as store:
         store.abort_job(job_id)

@@ -185,7 +185,11 @@ def test_validator_rejects_an_empty_start_time(ivoa_schemas) -> None:
 @pytest.mark.parametrize("recorded", [True, False])
 def test_a_running_jobs_progress_is_job_info_and_schema_valid(recorded: bool, ivoa_schemas) -> None:
     started = CREATED + dt.timedelta(seconds=1)
-    progress = Progress(12345, 678901, started + dt.timedelta(seconds=8)) if recorded else None
+    progress = (
+        Progress(12345, 678901, started + dt.timedelta(seconds=8), expected_rows=50000)
+        if recorded
+        else None
+    )
     job = make_job(JobPhase.EXECUTING, start_time=started, progress=progress)
     document = job_document(job, URL, now=started + dt.timedelta(seconds=10))
     ivoa_schemas.assert_valid(document)
@@ -197,6 +201,7 @@ def test_a_running_jobs_progress_is_job_info_and_schema_valid(recorded: bool, iv
             "rows": "12345",
             "bytes": "678901",
             "recorded": "2026-01-02T03:04:14.678Z",
+            "expected_rows": "50000",
         }
     else:
         assert figures == {}

@@ -32,6 +32,15 @@ def job(phase: JobPhase, progress: Progress | None = None, started: bool = True)
             job(JobPhase.EXECUTING, Progress(12000, 1_500_000, NOW - dt.timedelta(seconds=2))),
             "12,000 rows, 1.5 MB written, running 34 s (as of 2 s ago)",
         ),
+        (
+            job(JobPhase.EXECUTING, Progress(12000, 1_500_000, NOW, expected_rows=400_000)),
+            "12,000 rows of about 400,000 rows, 1.5 MB written, running 34 s (as of 0 s ago)",
+        ),
+        (
+            job(JobPhase.EXECUTING, Progress(0, 0, NOW, expected_rows=1)),
+            "nothing written yet, about 1 row expected, running 34 s",
+        ),
+        (job(JobPhase.EXECUTING, Progress(0, 0, NOW)), "nothing written yet, running 34 s"),
         (job(JobPhase.EXECUTING, started=False), None),
         (job(JobPhase.QUEUED, started=False), None),
         (job(JobPhase.COMPLETED, Progress(5, 50, NOW)), None),  # the results say it
