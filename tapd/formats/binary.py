@@ -1,26 +1,37 @@
-"""SQL encoding cells in VOTable's binary serialisations (BINARY and BINARY2).
+"""VOTable's binary serialisations (BINARY2 and BINARY), rebuilt from a binary COPY.
 
-Big-endian like PostgreSQL's ``*send`` functions, so each cell is a
-concatenation of ``int8send`` & co.; variable-length arrays and strings carry a
-4-byte element count (VOTable 1.4 §5). BINARY2 rows start with null flags
-(one bit per column, most significant first) and null cells are filled with
-NaN or zero bytes; BINARY has no flags: integers use the magic value declared
-in ``VALUES null`` (the type's minimum), floats NaN, booleans '?', strings and
-arrays come out empty.
+The COPY selects the columns as they are (``plan`` says how each travels);
+``encode_rows`` turns a batch of them into the serialisation's rows with
+numpy (``tapd.formats.binarycopy``). Scalars need no work: PostgreSQL sends
+integers and floats big-endian, as VOTable wants them. Variable-length
+arrays and strings carry a 4-byte element count (VOTable 1.4 §5). BINARY2
+rows start with null flags (one bit per column, most significant first) and
+null cells are filled with NaN or zero bytes; BINARY has no flags: integers
+use the magic value declared in ``VALUES null`` (the type's minimum), floats
+NaN, booleans '?', strings and arrays come out empty.
 
 ``char`` is 7-bit ASCII (VOTable up to 1.5; astropy refuses anything else), so
 non-ASCII characters in ``char`` columns become '?'. Columns declared
 ``unicodeChar`` are written as UTF-16BE (UCS-2 for the Basic Multilingual
-Plane; characters beyond it as surrogate pairs, counted as two).
+Plane; characters beyond it as surrogate pairs, counted as two). Arrays
+(geometries) and bytea are encoded by SQL (``*send`` of each element), the
+only cells the server does more for than a plain COPY.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+
+from tapd.formats import binarycopy
+from tapd.formats.binarycopy import Column, Fixed, Ragged
 from tapd.formats.cells import Cell, Kind
+from tapd.formats.copyout import gather_positions
 from tapd.formats.query import sql_bytes
-from tapd.formats.textual import ascii_only
 
 #: VOTable datatype -> (send function, byte size, BINARY2 null filler, BINARY magic null).
 _SCALARS: dict[str, tuple[str, int, bytes, int | None]] = {
@@ -30,8 +41,31 @@ _SCALARS: dict[str, tuple[str, int, bytes, int | None]] = {
     "float": ("float4send", 4, bytes.fromhex("7fc00000"), None),
     "double": ("float8send", 8, bytes.fromhex("7ff8000000000000"), None),
 }
-_EMPTY = sql_bytes(b"")
-_ZERO_COUNT = sql_bytes(b"\x00" * 4)
+_COUNT = np.dtype(">u4")
+#: Bytes of a boolean cell, by PostgreSQL's binary boolean (0, 1).
+_BOOLEAN_CELLS = np.frombuffer(b"FT", dtype=np.uint8)
+
+
+class Conversion(enum.Enum):
+    """What turns a COPY value into the cell's bytes."""
+
+    NONE = "none"  # the value's bytes are the cell's
+    BOOLEAN = "boolean"  # PostgreSQL's 0/1 byte -> 'F'/'T'
+    LOW_BYTE = "low byte"  # smallint -> unsignedByte
+    ASCII = "ascii"  # UTF-8 text -> ASCII, '?' for other characters
+    UTF16 = "utf16"  # UTF-8 text -> UTF-16BE
+
+
+@dataclass(frozen=True)
+class BinaryCell:
+    """How one column travels in the COPY and becomes its cell."""
+
+    sql: str  # the COPY's expression (NULL exactly when the value is NULL)
+    copy_width: int | None  # bytes of every COPY value; None: they vary
+    conversion: Conversion
+    width: int | None  # bytes of the cell; None: a count, then the elements
+    unit: int  # bytes per counted element
+    filler: bytes  # the cell of a NULL (fixed width)
 
 
 def magic_null(cell: Cell) -> int | None:
@@ -56,102 +90,125 @@ def _element(datatype: str, x: str, with_magic: bool) -> tuple[str, int, bytes]:
     return f"{send}({x})", size, filler
 
 
-def _utf16(x: str) -> str:
-    """UTF-16BE bytes of text: ASCII by a fast path, anything else character by character."""
-    hex_digits = f"encode(textsend({x}), 'hex')"
-    ascii_path = f"decode(regexp_replace({hex_digits}, '(..)', '00\\1', 'g'), 'hex')"
-    unit = (
-        "CASE WHEN cp > 65535 THEN substring(int4send(55296 + ((cp - 65536) >> 10)) from 3)"
-        " || substring(int4send(56320 + ((cp - 65536) & 1023)) from 3)"
-        " ELSE substring(int4send(cp) from 3) END"
-    )
-    general = (
-        f"(SELECT coalesce(string_agg({unit}, ''::bytea ORDER BY n), ''::bytea)"
-        f" FROM (SELECT ascii(ch) AS cp, n"
-        f" FROM string_to_table({x}, NULL) WITH ORDINALITY AS s(ch, n)) AS u)"
-    )
-    return f"CASE WHEN octet_length({x}) = char_length({x}) THEN {ascii_path} ELSE {general} END"
-
-
-def _text(cell: Cell) -> str:
-    """SQL encoding a text cell (never NULL: NULL becomes the empty/zero filler)."""
-    x = cell.ref
-    unit = 2 if cell.datatype == "unicodeChar" else 1
-    if cell.limit is not None:
-        x = f"left({x}, {cell.limit})"
-    # textsend: the text's bytes in the client encoding, which the writer set to UTF8
-    data = _utf16(x) if unit == 2 else f"textsend({ascii_only(x)})"
-    if cell.fixed is not None:
-        width = cell.fixed * unit
-        zeros = sql_bytes(bytes(width))
-        return f"coalesce(substring({data} || {zeros} from 1 for {width}), {zeros})"
-    if unit == 1:  # one byte per character once non-ASCII ones are '?'
-        return f"coalesce(int4send(char_length({x})) || {data}, {_ZERO_COUNT})"
-    units = f"(SELECT int4send(length(b) / 2) || b FROM (SELECT {data} AS b) AS e)"
-    return f"coalesce({units}, {_ZERO_COUNT})"
-
-
-def _array(cell: Cell, with_magic: bool) -> str:
+def _array(cell: Cell, with_magic: bool) -> BinaryCell:
+    """An array's elements, encoded by SQL (fixed size: padded or cut; NULL elements filled)."""
     x = cell.ref
     element, size, filler = _element(cell.datatype, "e", with_magic)
-    element = f"coalesce({element}, {sql_bytes(filler)})"
     if cell.fixed is not None and cell.fixed <= 16:
         # short fixed arrays (points, circles): index directly, no sub-select per cell
         parts = [
             f"coalesce({_element(cell.datatype, f'{x}[{i}]', with_magic)[0]}, {sql_bytes(filler)})"
             for i in range(1, cell.fixed + 1)
         ]
-        return " || ".join(parts)
+        width = cell.fixed * size
+        sql = f"CASE WHEN {x} IS NOT NULL THEN {' || '.join(parts)} END"
+        return BinaryCell(sql, width, Conversion.NONE, width, size, filler * cell.fixed)
     elements = (
-        f"(SELECT coalesce(string_agg({element}, ''::bytea), ''::bytea) FROM unnest({x}) AS e)"
+        f"(SELECT coalesce(string_agg(coalesce({element}, {sql_bytes(filler)}), ''::bytea),"
+        f" ''::bytea) FROM unnest({x}) AS e)"
     )
     if cell.fixed is not None:
         width = cell.fixed * size
         pad = sql_bytes(filler * cell.fixed)
-        return f"substring(coalesce({elements}, ''::bytea) || {pad} from 1 for {width})"
+        sql = (
+            f"CASE WHEN {x} IS NOT NULL THEN substring({elements} || {pad} from 1 for {width}) END"
+        )
+        return BinaryCell(sql, width, Conversion.NONE, width, size, filler * cell.fixed)
     if cell.limit is not None:
         elements = f"substring({elements} from 1 for {cell.limit * size})"
-    return f"coalesce(int4send(length({elements}) / {size}) || {elements}, {_ZERO_COUNT})"
+    sql = f"CASE WHEN {x} IS NOT NULL THEN {elements} END"
+    return BinaryCell(sql, None, Conversion.NONE, None, size, b"")
 
 
-def _bytes(cell: Cell) -> str:
+def _bytes(cell: Cell) -> BinaryCell:
     x = cell.ref
     if cell.fixed is not None:
         pad = sql_bytes(bytes(cell.fixed))
-        return f"substring(coalesce({x}, ''::bytea) || {pad} from 1 for {cell.fixed})"
+        sql = f"substring({x} || {pad} from 1 for {cell.fixed})"
+        return BinaryCell(sql, cell.fixed, Conversion.NONE, cell.fixed, 1, bytes(cell.fixed))
     if cell.limit is not None:
         x = f"substring({x} from 1 for {cell.limit})"
-    return f"coalesce(int4send(length({x})) || {x}, {_ZERO_COUNT})"
+    return BinaryCell(x, None, Conversion.NONE, None, 1, b"")
 
 
-def cell_bytes(cell: Cell, *, binary2: bool) -> str:
-    """SQL encoding one cell; never NULL."""
+def _text(cell: Cell) -> BinaryCell:
+    x = cell.ref if cell.limit is None else f"left({cell.ref}, {cell.limit})"
+    unit = 2 if cell.datatype == "unicodeChar" else 1
+    conversion = Conversion.UTF16 if unit == 2 else Conversion.ASCII
+    width = None if cell.fixed is None else cell.fixed * unit
+    return BinaryCell(x, None, conversion, width, unit, bytes(width or 0))
+
+
+def plan(cell: Cell, *, binary2: bool) -> BinaryCell:
+    """How ``cell`` travels and becomes its BINARY2 (or BINARY) cell."""
     if cell.kind is Kind.TEXT:
         return _text(cell)
     if cell.kind is Kind.BYTES:
         return _bytes(cell)
     if cell.kind is Kind.ARRAY:
         return _array(cell, with_magic=not binary2)
-    element, _, filler = _element(cell.datatype, cell.ref, with_magic=not binary2)
-    return f"coalesce({element}, {sql_bytes(filler)})"
+    _, size, filler = _element(cell.datatype, cell.ref, with_magic=not binary2)
+    if cell.kind is Kind.BOOLEAN:
+        return BinaryCell(cell.ref, 1, Conversion.BOOLEAN, 1, 1, filler)
+    if cell.datatype == "unsignedByte":  # normalised to smallint
+        return BinaryCell(cell.ref, 2, Conversion.LOW_BYTE, 1, 1, filler)
+    return BinaryCell(cell.ref, size, Conversion.NONE, size, size, filler)
 
 
-def null_flags(cells: Sequence[Cell]) -> list[str]:
-    """SQL for the null-flag bytes that start a row (BINARY2's layout: MSB = first column)."""
-    flags = []
-    for start in range(0, len(cells), 8):
-        group = cells[start : start + 8]
-        bits = " + ".join(f"({cell.ref} IS NULL)::int * {128 >> i}" for i, cell in enumerate(group))
-        any_null = " OR ".join(f"{cell.ref} IS NULL" for cell in group)
-        # most rows have no NULL: test that first, build the byte only when needed
-        flags.append(
-            f"CASE WHEN {any_null} THEN set_byte('\\x00'::bytea, 0, {bits}) ELSE '\\x00'::bytea END"
-        )
-    return flags
+def _cell_values(column: Column, cell: BinaryCell) -> Column:
+    """The column's values as the serialisation's cells (fixed ones with NULLs filled)."""
+    if isinstance(column, Ragged):
+        if cell.conversion is Conversion.ASCII:
+            column = binarycopy.ascii_text(column)
+        elif cell.conversion is Conversion.UTF16:
+            column = binarycopy.utf16_text(column)
+        if cell.width is None:
+            return column
+        column = binarycopy.to_width(column, cell.width)
+    elif cell.conversion is Conversion.BOOLEAN:
+        column = Fixed(column.nulls, _BOOLEAN_CELLS[np.minimum(column.values, 1)])
+    elif cell.conversion is Conversion.LOW_BYTE:
+        column = Fixed(column.nulls, column.values[:, 1:])
+    return Fixed(column.nulls, binarycopy.filled(column, cell.filler))
 
 
-def row_bytes(cells: list[Cell] | tuple[Cell, ...], *, binary2: bool) -> str:
-    """SQL for one whole row of the serialisation."""
-    parts = null_flags(cells) if binary2 else []
-    parts += [cell_bytes(cell, binary2=binary2) for cell in cells]
-    return " || ".join(parts) if parts else _EMPTY
+def _null_flags(columns: Sequence[Column]) -> np.ndarray[Any, Any]:
+    """BINARY2's null flags of each row: (rows, bytes), first column in the top bit."""
+    rows, size = len(columns[0].nulls), (len(columns) + 7) // 8
+    if not any(column.nulls.any() for column in columns):
+        return np.zeros((rows, size), dtype=np.uint8)
+    nulls = np.stack([column.nulls for column in columns], axis=1)
+    return np.packbits(nulls, axis=1)
+
+
+def encode_rows(columns: Sequence[Column], cells: Sequence[BinaryCell], *, binary2: bool) -> bytes:
+    """The serialisation's bytes of a batch's rows (``columns`` from ``binarycopy.split``)."""
+    values = [_cell_values(column, cell) for column, cell in zip(columns, cells, strict=True)]
+    if not values:
+        return b""
+    rows = len(values[0].nulls)
+    flags = _null_flags(values) if binary2 else np.zeros((rows, 0), dtype=np.uint8)
+    if all(isinstance(value, Fixed) for value in values):
+        # rows of one size: a matrix, each column a slice of it
+        parts = [flags, *(value.values for value in values if isinstance(value, Fixed))]
+        return np.concatenate(parts, axis=1).tobytes()
+    sizes = np.full(rows, flags.shape[1], dtype=np.int64)
+    for value in values:
+        sizes += value.width if isinstance(value, Fixed) else 4 + value.lengths
+    position = np.cumsum(sizes) - sizes  # where each row starts
+    out = np.empty(int(sizes.sum()), dtype=np.uint8)
+    for byte in range(flags.shape[1]):
+        out[position + byte] = flags[:, byte]
+    position += flags.shape[1]
+    for value, cell in zip(values, cells, strict=True):
+        if isinstance(value, Fixed):
+            if value.width:
+                items = np.ascontiguousarray(value.values).view(f"V{value.width}")
+                binarycopy.anywhere(out, f"V{value.width}")[position] = items[:, 0]
+            position += value.width
+        else:
+            binarycopy.anywhere(out, _COUNT)[position] = value.lengths // cell.unit
+            position += 4
+            out[gather_positions(position, position + value.lengths)] = value.values
+            position += value.lengths
+    return out.tobytes()

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from tapd.formats.binary import null_flags
 from tapd.formats.cells import Cell, Kind
 from tapd.formats.copyout import Batch, gather
 from tapd.formats.query import sql_bytes
@@ -161,6 +160,19 @@ def plan_fields(cells: Sequence[Cell], *, fixed_text: bool, ascii_text: bool) ->
     return tuple(fields)
 
 
+def null_flags(cells: Sequence[Cell]) -> list[str]:
+    """SQL for the null-flag bytes that start a row (MSB = first column)."""
+    flags = []
+    for start in range(0, len(cells), 8):
+        group = cells[start : start + 8]
+        bits = " + ".join(f"({cell.ref} IS NULL)::int * {128 >> i}" for i, cell in enumerate(group))
+        any_null = " OR ".join(f"{cell.ref} IS NULL" for cell in group)
+        flags.append(
+            f"CASE WHEN {any_null} THEN set_byte('\\x00'::bytea, 0, {bits}) ELSE '\\x00'::bytea END"
+        )
+    return flags
+
+
 def row_sql(fields: Sequence[Field]) -> str:
     """SQL of one encoded row."""
     parts = null_flags([field.cell for field in fields])
@@ -206,7 +218,7 @@ def decode(batch: Batch, fields: Sequence[Field]) -> DecodedBatch:
     flag_bytes = (len(fields) + 7) // 8
     dtype = record_dtype(fields)
     fixed = flag_bytes + dtype.itemsize
-    starts = batch.starts
+    starts = batch.starts + 4  # the one field's length
     # every byte offset of the buffer seen as the start of a record: picking the rows'
     # starts copies just their records (no index array per byte)
     layout = np.dtype([("flags", "u1", (flag_bytes,)), ("record", dtype)])

@@ -12,9 +12,9 @@ Three shapes of COPY are read (``mode``):
 - ``lines``: every row ends with the only newline in it (COPY text format,
   or CSV whose values never need quoting);
 - ``csv``: COPY CSV, whose quoted values may hold newlines;
-- ``binary``: binary COPY of one non-null value per row; the framing
-  (header, per-row field count and length, trailer) is stripped so a batch
-  holds just the values.
+- ``binary``: binary COPY; a row's range starts at its first field (the
+  file header and each row's field count are skipped, the trailer dropped),
+  ``tapd.formats.binarycopy`` splits the fields.
 
 The connection is left as psycopg expects it (idle in the transaction);
 server errors raise psycopg's exception classes; a COPY the consumer stops
@@ -23,6 +23,7 @@ reading early is cancelled.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import select
@@ -40,8 +41,8 @@ from psycopg import pq
 
 #: Bytes PostgreSQL puts before the first row of a binary COPY (signature, flags, extension).
 BINARY_HEADER_SIZE = 19
-#: Bytes before the value of a one-column row in a binary COPY (field count, value length).
-BINARY_ROW_PREFIX = 6
+#: Bytes before the first field of a row in a binary COPY (the field count).
+BINARY_ROW_PREFIX = 2
 #: The last message of a binary COPY (field count -1).
 BINARY_TRAILER = b"\xff\xff"
 
@@ -61,8 +62,8 @@ _FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
 class Batch:
     """Consecutive rows: a buffer and where each row's bytes start and end in it.
 
-    Text rows are contiguous (``ends`` is None); binary rows keep the COPY
-    framing between them until ``values()`` joins them.
+    Text rows are contiguous (``ends`` is None); binary rows are separated by
+    the COPY's framing (each row's field count).
     """
 
     data: bytes
@@ -85,6 +86,27 @@ class Batch:
         if self.ends is None:
             return Batch(self.data[: int(self.starts[rows])], self.starts[:rows])
         return Batch(self.data, self.starts[:rows], self.ends[:rows])
+
+    def compact(self) -> Batch:
+        """The same rows, contiguous (text rows without the framing between them)."""
+        if self.ends is None:
+            return self
+        lengths = self.ends - self.starts
+        return Batch(self.values(), np.cumsum(lengths) - lengths)
+
+    def pieces(self, rows: int) -> Iterator[Batch]:
+        """The batch in batches of at most ``rows`` rows."""
+        if self.rows <= rows:
+            yield self
+            return
+        for first in range(0, self.rows, rows):
+            last = min(first + rows, self.rows)
+            if self.ends is not None:
+                yield Batch(self.data, self.starts[first:last], self.ends[first:last])
+                continue
+            begin = int(self.starts[first])
+            end = int(self.starts[last]) if last < self.rows else len(self.data)
+            yield Batch(self.data[begin:end], self.starts[first:last] - begin)
 
     def values(self) -> bytes:
         """Every row's bytes, one after the other."""
@@ -199,13 +221,27 @@ def _give_back_buffer(buffer: bytearray) -> None:
 
 
 def _binary_rows(buffer: bytes, starts: list[int], end: int, first: bool) -> Batch:
-    """One-column binary COPY rows as value ranges (field count and length skipped)."""
+    """Binary COPY rows as the ranges of their fields (header and field counts skipped)."""
     begin = np.asarray(starts, dtype=np.int64)
     ends = np.append(begin[1:], end).astype(np.int64)
     begin += BINARY_ROW_PREFIX
     if first:
         begin[0] += BINARY_HEADER_SIZE
     return Batch(buffer, begin, ends)
+
+
+def _binary_row_complete(buffer: bytearray, start: int, end: int) -> bool:
+    """Whether ``buffer[start:end]`` is one whole binary COPY row (or the trailer)."""
+    if end - start < BINARY_ROW_PREFIX:
+        return False
+    fields = int.from_bytes(buffer[start : start + BINARY_ROW_PREFIX], "big", signed=True)
+    position = start + BINARY_ROW_PREFIX
+    for _ in range(max(fields, 0)):  # only for rows longer than the read buffer's space
+        if end - position < 4:
+            return False
+        length = int.from_bytes(buffer[position : position + 4], "big", signed=True)
+        position += 4 + max(length, 0)
+    return position == end
 
 
 class CopyOut:
@@ -220,6 +256,7 @@ class CopyOut:
         batch_rows: int = 10000,
         batch_bytes: int = 1 << 20,
         stall_seconds: float | None = None,
+        off_socket: bool = True,
     ) -> None:
         """``stall_seconds``: rows already read are handed over as a (small)
         batch when no more came for that long, so a slow query's rows reach
@@ -236,6 +273,8 @@ class CopyOut:
         self._poll = select.poll()
         self._in_copy = False
         self._rows_over = False  # libpq has read the COPY's end (only its results are left)
+        self._socket_copy: Any = None  # a copysocket.SocketCopy reading the COPY instead of libpq
+        self._off_socket = off_socket  # read off the socket where the connection allows it
 
     # -- the socket ------------------------------------------------------------------------
 
@@ -288,11 +327,28 @@ class CopyOut:
 
     def start(self) -> None:
         """Send the statement; return when rows flow (errors found before that raise here)."""
+        from tapd.formats import copysocket
+
+        if self._off_socket and copysocket.usable(self._conn):
+            self._socket_copy = copysocket.SocketCopy(
+                self._conn,
+                self._statement,
+                mode=self._mode,
+                batch_bytes=self._batch_bytes,
+                stall_seconds=self._stall,
+            )
+            self._socket_copy.start()
+            self._in_copy = True
+            return
         self._grow_input_buffer()
         self._pgconn.send_query(self._statement.encode(self._conn.info.encoding))
         while self._pgconn.flush() != 0:
             self._wait(select.POLLOUT)
-        result = self._next_result()
+        try:
+            result = self._next_result()
+        except BaseException:  # e.g. a signal's handler raising (a job aborted)
+            self._cancel_unstarted()
+            raise
         if result is None or result.status != _COPY_OUT:
             error = (
                 self._error(result)
@@ -303,11 +359,25 @@ class CopyOut:
             raise error
         self._in_copy = True
 
+    def _cancel_unstarted(self) -> None:
+        """Cancel the statement before its rows came, leaving the connection usable."""
+        with contextlib.suppress(psycopg.Error):
+            self._pgconn.get_cancel().cancel()
+            while (result := self._next_result()) is not None:
+                if result.status == _COPY_OUT:  # the rows had begun after all
+                    while self._pgconn.get_copy_data(0)[0] >= 0:
+                        pass
+
     def batches(self) -> Generator[Batch, None, None]:
         """Batches of whole rows; ends when the COPY is complete."""
         if not self._in_copy:
             self.start()
         try:
+            if self._socket_copy is not None:
+                for batch in self._socket_copy.batches():
+                    yield from batch.pieces(self._batch_rows)
+                self._in_copy = False
+                return
             getline = _getline_function()
             yield from self._read(getline) if getline is not None else self._read_portably()
             self._in_copy = False
@@ -319,14 +389,7 @@ class CopyOut:
     def _complete(self, buffer: bytearray, start: int, end: int, first: bool) -> bool:
         """Whether ``buffer[start:end]`` is a whole row (asked only when libpq filled the space)."""
         if self._mode == "binary":
-            prefix = start + (BINARY_HEADER_SIZE if first else 0)
-            if end - prefix < BINARY_ROW_PREFIX:
-                return end - start in (
-                    len(BINARY_TRAILER),
-                    BINARY_HEADER_SIZE + len(BINARY_TRAILER),
-                )
-            length = int.from_bytes(buffer[prefix + 2 : prefix + 6], "big", signed=True)
-            return end - prefix == BINARY_ROW_PREFIX + max(length, 0)
+            return _binary_row_complete(buffer, start + (BINARY_HEADER_SIZE if first else 0), end)
         if buffer[end - 1] != ord("\n"):
             return False
         return self._mode == "lines" or buffer.count(b'"', start, end) % 2 == 0
@@ -444,6 +507,9 @@ class CopyOut:
     def _abandon(self) -> None:
         """Cancel a COPY the consumer stopped reading, leaving the connection usable."""
         self._in_copy = False
+        if self._socket_copy is not None:
+            self._socket_copy.cancel()
+            return
         try:
             if not self._rows_over:  # past the end libpq has no COPY to cancel or read
                 self._pgconn.get_cancel().cancel()

@@ -3,9 +3,10 @@
 One ``RESOURCE type="results"`` with ``INFO name="QUERY_STATUS" value="OK"``
 before the TABLE; when MAXREC dropped rows an ``OVERFLOW`` INFO follows the
 TABLE; when the query fails mid-stream an ``ERROR`` INFO follows it instead, in
-the same document. Data as BINARY2 (the default), BINARY or TABLEDATA; the
-cells are encoded by PostgreSQL (``tapd.formats.binary``,
-``tapd.formats.textual``) and only framed here.
+the same document. Data as BINARY2 (the default), BINARY or TABLEDATA: binary
+rows are rebuilt from PostgreSQL's binary COPY (``tapd.formats.binary``),
+TABLEDATA cells are printed by PostgreSQL (``tapd.formats.textual``); both are
+only framed here.
 
 Text: ``char`` columns are ASCII (non-ASCII characters become '?', in every
 serialisation, so all three read back alike); columns that may hold other
@@ -22,7 +23,7 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 
 from tapd.columns import ColumnMeta
-from tapd.formats import binary
+from tapd.formats import binary, binarycopy
 from tapd.formats.base import TEXT_LINES, Infos, TableWriter, concat_sql, info_pairs
 from tapd.formats.cells import Cell
 from tapd.formats.copyout import Batch
@@ -118,17 +119,18 @@ class Base64Lines:
     def __init__(self) -> None:
         self._carry = b""
 
-    def encode(self, data: bytes) -> bytes:
-        data = self._carry + data
+    def encode(self, data: bytes) -> bytes | memoryview:
+        if self._carry:
+            data = self._carry + data
         whole = len(data) - len(data) % self.GROUP
         self._carry = data[whole:]
         if not whole:
             return b""
-        encoded = np.frombuffer(binascii.b2a_base64(data[:whole], newline=False), dtype=np.uint8)
+        encoded = binascii.b2a_base64(memoryview(data)[:whole], newline=False)
         lines = np.empty((whole // self.GROUP, 77), dtype=np.uint8)
-        lines[:, :76] = encoded.reshape(-1, 76)
+        lines[:, :76] = np.frombuffer(encoded, dtype=np.uint8).reshape(-1, 76)
         lines[:, 76] = ord("\n")
-        return lines.tobytes()
+        return lines.data.cast("B")  # the lines without a copy
 
     def finish(self) -> bytes:
         rest, self._carry = self._carry, b""
@@ -145,6 +147,8 @@ class VOTableWriter(TableWriter):
         self.serialization = serialization
         if serialization == "TABLEDATA":
             self.copy_options, self.copy_mode = TEXT_LINES, "lines"
+        binary2 = serialization == "BINARY2"
+        self._binary_cells = [binary.plan(cell, binary2=binary2) for cell in self.cells]
         self._base64 = Base64Lines()
         self._data_open = False
 
@@ -166,7 +170,7 @@ class VOTableWriter(TableWriter):
                 )
             parts.append("'</TD></TR>'")
             return [concat_sql(parts)]
-        return [binary.row_bytes(self.cells, binary2=self.serialization == "BINARY2")]
+        return [cell.sql for cell in self._binary_cells]
 
     def _nulls(self) -> list[int | None]:
         if self.serialization != "BINARY":
@@ -185,8 +189,13 @@ class VOTableWriter(TableWriter):
     def write_rows(self, out: BinaryIO, batch: Batch) -> None:
         if self.serialization == "TABLEDATA":
             out.write(batch.values())
-        else:
-            out.write(self._base64.encode(batch.values()))
+            return
+        widths = [cell.copy_width for cell in self._binary_cells]
+        columns = binarycopy.split(batch, widths)
+        rows = binary.encode_rows(
+            columns, self._binary_cells, binary2=self.serialization == "BINARY2"
+        )
+        out.write(self._base64.encode(rows))
 
     def _close_table(self, out: BinaryIO) -> None:
         if self.serialization == "TABLEDATA":

@@ -2,43 +2,82 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import signal
+import threading
+import time
 from typing import Any
 
 import psycopg
 import pytest
 
+from tapd.formats import binarycopy
 from tapd.formats.copyout import CopyOut
 
 BIG = 700_000  # larger than the reader's buffer with batch_bytes=1024
 
 
-def read_all(conn: psycopg.Connection[Any], statement: str, mode: str) -> list[bytes]:
+@pytest.fixture(params=[True, False], ids=["off the socket", "through libpq"])
+def off_socket(request: pytest.FixtureRequest) -> bool:
+    """Both ways of reading a COPY: off the connection's socket, and row by row from libpq."""
+    return bool(request.param)
+
+
+def read_all(
+    conn: psycopg.Connection[Any], statement: str, mode: str, off_socket: bool
+) -> list[bytes]:
     rows: list[bytes] = []
-    for batch in CopyOut(conn, statement, mode=mode, batch_rows=3, batch_bytes=1024).batches():
+    copy = CopyOut(
+        conn, statement, mode=mode, batch_rows=3, batch_bytes=1024, off_socket=off_socket
+    )
+    for batch in copy.batches():
         ends = batch.row_ends()
         rows += [batch.data[s:e] for s, e in zip(batch.starts, ends, strict=True)]
     return rows
 
 
-def test_binary_rows_are_the_values_whatever_their_size(conn: psycopg.Connection[Any]) -> None:
+def binary_values(
+    conn: psycopg.Connection[Any], statement: str, off_socket: bool
+) -> list[tuple[Any, ...]]:
+    """Each row's fields (bytes, None for NULL) of a binary COPY of one text and one int."""
+    rows: list[tuple[Any, ...]] = []
+    copy = CopyOut(
+        conn, statement, mode="binary", batch_rows=3, batch_bytes=1024, off_socket=off_socket
+    )
+    for batch in copy.batches():
+        text, number = binarycopy.split(batch, [None, 4])
+        assert isinstance(text, binarycopy.Ragged) and isinstance(number, binarycopy.Fixed)
+        offsets = text.offsets
+        for i in range(batch.rows):
+            value = None if text.nulls[i] else text.values[offsets[i] : offsets[i + 1]].tobytes()
+            rows.append((value, None if number.nulls[i] else number.values[i].tobytes()))
+    return rows
+
+
+def test_binary_rows_are_their_fields_whatever_their_size(
+    conn: psycopg.Connection[Any], off_socket: bool
+) -> None:
     sql = (
-        f"COPY (SELECT convert_to(repeat(chr(65 + i), CASE WHEN i = 3 THEN {BIG} ELSE i END),"
-        " 'UTF8')"
+        f"COPY (SELECT repeat(chr(65 + i), CASE WHEN i = 3 THEN {BIG} ELSE i END),"
+        " CASE WHEN i <> 5 THEN i END"
         " FROM generate_series(0, 7) AS i) TO STDOUT (FORMAT binary)"
     )
-    rows = read_all(conn, sql, "binary")
-    assert [len(r) for r in rows] == [0, 1, 2, BIG, 4, 5, 6, 7]
-    assert rows[3] == b"D" * BIG and rows[7] == b"H" * 7
+    rows = binary_values(conn, sql, off_socket)
+    assert [len(text) for text, _ in rows] == [0, 1, 2, BIG, 4, 5, 6, 7]
+    assert rows[3][0] == b"D" * BIG and rows[7] == (b"H" * 7, (7).to_bytes(4, "big"))
+    assert rows[5][1] is None
 
 
-def test_binary_copy_without_rows_gives_no_batch(conn: psycopg.Connection[Any]) -> None:
-    sql = "COPY (SELECT '\\x01'::bytea WHERE false) TO STDOUT (FORMAT binary)"
-    assert read_all(conn, sql, "binary") == []
+def test_binary_copy_without_rows_gives_no_batch(
+    conn: psycopg.Connection[Any], off_socket: bool
+) -> None:
+    sql = "COPY (SELECT 'x', 1 WHERE false) TO STDOUT (FORMAT binary)"
+    assert binary_values(conn, sql, off_socket) == []
 
 
 @pytest.mark.parametrize("mode", ["csv", "lines"])
 def test_text_rows_longer_than_the_buffer_stay_whole(
-    conn: psycopg.Connection[Any], mode: str
+    conn: psycopg.Connection[Any], mode: str, off_socket: bool
 ) -> None:
     value = f"repeat(E'a\\nb\"', {BIG // 3})" if mode == "csv" else f"repeat('x', {BIG})"
     options = "FORMAT csv" if mode == "csv" else "FORMAT text"
@@ -46,32 +85,38 @@ def test_text_rows_longer_than_the_buffer_stay_whole(
         f"COPY (SELECT i, CASE WHEN i = 2 THEN {value} END FROM generate_series(1, 4) AS i)"
         f" TO STDOUT ({options})"
     )
-    rows = read_all(conn, sql, mode)
+    rows = read_all(conn, sql, mode, off_socket)
     assert len(rows) == 4
     assert [r.split(b",")[0].split(b"\t")[0] for r in rows] == [b"1", b"2", b"3", b"4"]
     assert all(r.endswith(b"\n") for r in rows)
     assert len(rows[1]) > BIG
 
 
-def test_server_error_raises_after_the_rows_before_it(conn: psycopg.Connection[Any]) -> None:
+def test_server_error_raises_after_the_rows_before_it(
+    conn: psycopg.Connection[Any], off_socket: bool
+) -> None:
     sql = "COPY (SELECT 1 / (3 - i) FROM generate_series(1, 5) AS i) TO STDOUT"
-    copy = CopyOut(conn, sql, mode="lines")
+    copy = CopyOut(conn, sql, mode="lines", off_socket=off_socket)
     seen = []
-    with pytest.raises(psycopg.errors.DivisionByZero):
+    with pytest.raises(psycopg.errors.DivisionByZero) as raised:
         for batch in copy.batches():
             seen.append(batch.values())
+    assert b"".join(seen) == b"0\n1\n"
+    assert raised.value.diag.sqlstate == "22012"
+    assert raised.value.diag.message_primary == "division by zero"
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
     conn.rollback()
     assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
 @pytest.mark.parametrize("rows", [3, 100_000])
 def test_a_copy_left_at_its_last_batch_leaves_the_connection_usable(
-    conn: psycopg.Connection[Any], rows: int
+    conn: psycopg.Connection[Any], rows: int, off_socket: bool
 ) -> None:
     """A writer that fails on the last batch (for a small result, the only one) abandons a
     COPY that libpq has already read to its end: the connection still takes queries."""
     sql = f"COPY (SELECT i FROM generate_series(1, {rows}) AS i) TO STDOUT"
-    batches = CopyOut(conn, sql, mode="lines").batches()
+    batches = CopyOut(conn, sql, mode="lines", off_socket=off_socket).batches()
     seen = 0
     for batch in batches:
         seen += batch.rows
@@ -83,7 +128,7 @@ def test_a_copy_left_at_its_last_batch_leaves_the_connection_usable(
 
 
 def test_rows_of_a_slow_query_come_as_they_arrive_when_asked(
-    conn: psycopg.Connection[Any],
+    conn: psycopg.Connection[Any], off_socket: bool
 ) -> None:
     """With ``stall_seconds``, rows already read do not wait for a full batch
     (a slow query's progress shows); without, they do. (Each row is larger
@@ -92,7 +137,107 @@ def test_rows_of_a_slow_query_come_as_they_arrive_when_asked(
         "COPY (SELECT g, repeat('x', 9000) FROM generate_series(1, 4) AS g"
         " CROSS JOIN LATERAL (SELECT pg_sleep(0.7 + 0 * g)) AS pause) TO STDOUT"
     )
-    patient = [b.rows for b in CopyOut(conn, sql, mode="lines").batches()]
-    eager = [b.rows for b in CopyOut(conn, sql, mode="lines", stall_seconds=0.1).batches()]
+    patient = [b.rows for b in CopyOut(conn, sql, mode="lines", off_socket=off_socket).batches()]
+    eager_copy = CopyOut(conn, sql, mode="lines", stall_seconds=0.1, off_socket=off_socket)
+    eager = [b.rows for b in eager_copy.batches()]
     assert patient == [4]
     assert sum(eager) == 4 and len(eager) >= 2
+
+
+def test_statements_after_the_copy_leave_the_transaction_as_the_server_has_it(
+    conn: psycopg.Connection[Any], off_socket: bool
+) -> None:
+    """A COMMIT sent with the COPY (as /sync does) ends the transaction for psycopg too."""
+    sql = "COPY (SELECT i FROM generate_series(1, 10) AS i) TO STDOUT; COMMIT"
+    rows = sum(b.rows for b in CopyOut(conn, sql, mode="lines", off_socket=off_socket).batches())
+    assert rows == 10
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert conn.execute("SELECT 3").fetchone() == (3,)
+
+
+def test_a_connection_lost_during_the_copy_raises(
+    conn: psycopg.Connection[Any], tables_dsn: str, off_socket: bool
+) -> None:
+    """The backend killed while rows stream: an OperationalError, not a hang."""
+    pid = conn.info.backend_pid
+    sql = (  # a few batches of rows, then a stall
+        "COPY (SELECT i FROM generate_series(1, 1000000) AS i"
+        " WHERE i < 200000 OR pg_sleep(60) IS NULL) TO STDOUT"
+    )
+    copy = CopyOut(conn, sql, mode="lines", off_socket=off_socket)
+    with pytest.raises(psycopg.OperationalError):
+        for _ in copy.batches():
+            with psycopg.connect(tables_dsn, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(psycopg.OperationalError):
+        conn.execute("SELECT 1")
+
+
+@pytest.mark.parametrize("mode", ["lines", "binary"])
+def test_a_copy_left_while_the_server_still_sends_leaves_the_connection_usable(
+    conn: psycopg.Connection[Any], mode: str, off_socket: bool
+) -> None:
+    """A writer failing on its first batch of a large result: the COPY is stopped, nothing
+    of it is left for the next statement, and no thread is left reading the socket."""
+    options = " (FORMAT binary)" if mode == "binary" else ""
+    rows = "SELECT i, repeat('x', 100) FROM generate_series(1, 3000000) AS i"
+    sql = f"COPY ({rows}) TO STDOUT{options}"
+    threads = threading.active_count()
+    batches = CopyOut(conn, sql, mode=mode, off_socket=off_socket).batches()
+    first = next(batches)
+    assert first.rows > 0
+    batches.close()  # as write_result does when the writer raises
+    assert threading.active_count() == threads
+    conn.rollback()
+    assert conn.execute("SELECT 4").fetchone() == (4,)
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+
+
+def test_settings_the_copy_restores_are_known_to_psycopg_after_it(
+    tables_dsn: str, off_socket: bool
+) -> None:
+    """A COMMIT sent with the COPY undoes the transaction's SET LOCAL DateStyle: psycopg
+    reads dates in the session's style afterwards, as the server sends them."""
+    with psycopg.connect(tables_dsn, autocommit=True) as conn:
+        conn.execute("SET DateStyle = 'SQL, DMY'")
+        conn.execute("BEGIN")
+        conn.execute("SET LOCAL DateStyle = 'ISO, YMD'")
+        sql = "COPY (SELECT 1) TO STDOUT; COMMIT"
+        assert sum(b.rows for b in CopyOut(conn, sql, off_socket=off_socket).batches()) == 1
+        assert conn.info.parameter_status("DateStyle") == "SQL, DMY"
+        assert conn.execute("SELECT date '2024-01-02'").fetchone() == (dt.date(2024, 1, 2),)
+
+
+class _Alarm(Exception):
+    pass
+
+
+def _raise_alarm(signum: int, frame: object) -> None:
+    raise _Alarm
+
+
+@pytest.mark.parametrize("rows_first", [False, True])
+def test_a_signal_handler_raising_while_the_query_runs_stops_it(
+    conn: psycopg.Connection[Any], off_socket: bool, rows_first: bool
+) -> None:
+    """A job's abort is a signal whose handler raises: it ends the wait for rows (before
+    the first or between two), the query is cancelled and the connection stays usable."""
+    sql = (
+        "COPY (SELECT i FROM generate_series(1, 2) AS i"
+        f" WHERE i = {1 if rows_first else 0} OR pg_sleep(60) IS NULL) TO STDOUT"
+    )
+    previous = signal.signal(signal.SIGALRM, _raise_alarm)
+    started = time.monotonic()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 1.0)
+        with pytest.raises(_Alarm):
+            copy = CopyOut(conn, sql, stall_seconds=0.1, off_socket=off_socket)
+            copy.start()
+            for _ in copy.batches():
+                pass
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - started < 30
+    conn.rollback()
+    assert conn.execute("SELECT 5").fetchone() == (5,)
