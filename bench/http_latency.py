@@ -184,7 +184,7 @@ def measure(url: str, dsn: str, runs: int) -> dict[str, float]:
 
     config = load_config(None, environ={"TAPD_DSN": dsn})
     request = tap_request({"LANG": ["ADQL"], "QUERY": [QUERY]}, config)
-    runner_conn = psycopg.connect(dsn, autocommit=True)
+    runner_conn = psycopg.connect(config.query_conninfo, autocommit=True)  # as /sync's
     catalog = load_catalog(runner_conn)
 
     def sync_runner() -> None:

@@ -326,12 +326,13 @@ TAP_SCHEMA_DESCRIPTION = (
 
 
 def ensure_role(conn: psycopg.Connection[Any], role: str) -> None:
-    """Create ``role`` (NOLOGIN) unless it exists."""
+    """Create ``role`` unless it exists: the query role, which user queries log in as
+    (``LOGIN``: it is the session's own role, so a query cannot leave it)."""
     if conn.execute(_query("role_exists"), [role]).fetchone():
         return
     try:
         with conn.transaction():
-            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
     except psycopg.errors.DuplicateObject:
         pass  # created meanwhile by another process
 
@@ -339,7 +340,7 @@ def ensure_role(conn: psycopg.Connection[Any], role: str) -> None:
 def ensure_tap_schema(conn: psycopg.Connection[Any], query_role: str) -> None:
     """Create TAP_SCHEMA if missing, publish its own tables in it, let ``query_role`` read it.
 
-    Creates ``query_role`` (NOLOGIN) when it does not exist. Idempotent.
+    Creates ``query_role`` (LOGIN) when it does not exist. Idempotent.
     """
     ddl = resources.files("tapd").joinpath("tap_schema.sql").read_text()
     with conn.transaction():

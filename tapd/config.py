@@ -9,6 +9,7 @@ of the wrong type are refused with a message naming the key.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import tomllib
 from collections.abc import Mapping
@@ -70,10 +71,10 @@ SETTINGS: tuple[Setting, ...] = (
         "query_dsn",
         str,
         "",
-        "connection string for user queries, e.g. every node with"
-        " target_session_attrs=prefer-standby load_balance_hosts=random (standbys, spread);"
-        " it logs in as the restricted query role; queries with uploads run on dsn when"
-        " it reaches a standby; empty: dsn plus SET ROLE query_role",
+        "connection string user queries log in with, as query_role (never in a session of"
+        " the job tables' owner), e.g. every node with target_session_attrs=prefer-standby"
+        " load_balance_hosts=random (standbys, spread); queries with uploads log in on dsn's"
+        " server when it reaches a standby; empty: dsn with user=query_role",
     ),
     Setting(
         "database",
@@ -476,6 +477,36 @@ class Config:
     @property
     def jobs_path(self) -> Path:
         return Path(self.values["jobs_dir"])
+
+    @property
+    def query_conninfo(self) -> str:
+        """The connection string of user queries' sessions: ``query_dsn``, or ``dsn``
+        logging in as ``query_role``."""
+        if self.values["query_dsn"]:
+            return str(self.values["query_dsn"])
+        return self.primary_query_conninfo
+
+    @property
+    def primary_query_conninfo(self) -> str:
+        """``dsn`` logging in as ``query_role`` (without the owner's password): user
+        queries that need the primary (uploads, when ``query_dsn`` reaches a standby)."""
+        return _as_role(str(self.values["dsn"]), str(self.values["query_role"]))
+
+
+@functools.lru_cache(maxsize=16)
+def _as_role(dsn: str, role: str) -> str:
+    """``dsn`` logging in as ``role`` (built once per process: a daemon that asks
+    before forking spares its children)."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    try:
+        parameters = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"database.dsn is not a connection string: {exc}") from None
+    parameters.pop("password", None)  # the owner's; the query role's comes from .pgpass
+    parameters["user"] = role
+    return make_conninfo("", **parameters)
 
 
 def _setting(name: str, where: str) -> Setting:

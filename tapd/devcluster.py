@@ -183,7 +183,7 @@ class DevPgBouncer:
     socket: ``start()``, ``stop()``; ``dsn(dbname)`` connects through it."""
 
     cluster: DevCluster
-    users: tuple[str, ...] = ("tapd_admin",)
+    users: tuple[str, ...] = ("tapd_admin", "tapd_query")
     port: int = 6432
     pool_size: int = 40
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -195,42 +196,114 @@ def _identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _literal(text: str) -> str:
+    """A SQL string literal (standard_conforming_strings is on since PostgreSQL 9.1)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+class QueryLoginError(TapdError):
+    """User queries cannot run: their session does not log in as the query role."""
+
+    exit_code = 2  # a configuration problem, like ConfigError
+
+
+#: How PostgreSQL says it refused a login (rather than being unreachable).
+_REFUSED_LOGIN = re.compile(
+    r"authentication failed|pg_hba\.conf|not permitted to log in|role .* does not exist"
+    r"|password|permission denied for database",
+    re.IGNORECASE,
+)
+#: Where the operator reads how the query login is set up.
+QUERY_LOGIN_HELP = "see QUERY LOGIN in tapd(8)"
+
+
+def connect_query_session(
+    config: Config, *, application_name: str, primary: bool = False
+) -> psycopg.Connection[Any]:
+    """An autocommit connection for user queries, logged in as the query role
+    (``Config.query_conninfo``; ``primary``: on ``dsn``'s server,
+    ``Config.primary_query_conninfo``); ``QueryLoginError`` (one line) if the
+    server refuses the login."""
+    from tapd.errors import DatabaseUnavailable
+    from tapd.store.connection import LinkTimeouts, connect
+
+    conninfo = config.primary_query_conninfo if primary else config.query_conninfo
+    try:
+        conn = connect(
+            conninfo, application_name=application_name, timeouts=LinkTimeouts.of(config)
+        )
+    except DatabaseUnavailable as exc:
+        if not _REFUSED_LOGIN.search(exc.message):
+            raise  # the server is down or unreachable: not a matter of the query role
+        raise QueryLoginError(
+            f"{exc.message} (user queries log in as the query role {config.query_role!r};"
+            f" {QUERY_LOGIN_HELP})"
+        ) from None
+    try:
+        require_query_login(conn, config.query_role)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def require_query_login(conn: psycopg.Connection[Any], query_role: str) -> None:
+    """Refuse ``conn`` for user queries unless it is logged in as ``query_role``.
+
+    A session logged in as another role (the job tables' owner, say) could
+    leave the query role: ``RESET ROLE``, ``SET ROLE`` or ``set_config('role',
+    ...)`` return to the session user. Logged in as the query role, there is
+    nothing to return to. The server reports the session user at connection
+    time, so the check costs no round trip.
+    """
+    who = conn.info.parameter_status("session_authorization")
+    superuser = conn.info.parameter_status("is_superuser") == "on"
+    if who == query_role and not superuser:
+        return
+    raise QueryLoginError(
+        f"user queries must run in a session logged in as the query role {query_role!r},"
+        f" not as {who!r}{' (a superuser)' if superuser else ''} (database.query_dsn;"
+        f" {QUERY_LOGIN_HELP})"
+    )
+
+
 #: Planner settings of every user query. pgsphere's operators have constant selectivities,
 #: so PostgreSQL takes a crossmatch of 1,000 positions with 20 million stars for millions
 #: of rows and spent about a second inlining and optimising LLVM code for a query that runs
 #: in 0.2 s; JIT's cheap part (compiled expressions) stays for long aggregates (issue 15).
-PLANNER_SETTINGS = (
-    "SET LOCAL jit_inline_above_cost = -1",
-    "SET LOCAL jit_optimize_above_cost = -1",
-)
+PLANNER_SETTINGS = {"jit_inline_above_cost": "-1", "jit_optimize_above_cost": "-1"}
 
 
 @functools.lru_cache(maxsize=256)
-def query_settings_sql(query_role: str | None, milliseconds: int | None, search_path: str) -> str:
-    """The SET statements of ``query_transaction`` (one string, built once per combination)."""
-    statements = ["SET TRANSACTION READ ONLY", *PLANNER_SETTINGS]
-    if query_role:
-        statements.append(f"SET LOCAL ROLE {_identifier(query_role)}")
+def query_settings_sql(milliseconds: int | None, search_path: str) -> str:
+    """The transaction's settings (``SET LOCAL``: statement_timeout, search_path and
+    ``PLANNER_SETTINGS``), as one statement."""
+    regular = re.fullmatch(r"[a-z_][a-z0-9_$]*", search_path)
+    path = search_path if regular or not search_path else _identifier(search_path)
+    settings = {**PLANNER_SETTINGS, "search_path": path}
     if milliseconds:
-        statements.append(f"SET LOCAL statement_timeout = {int(milliseconds)}")
-    path = _identifier(search_path) if search_path else "''"
-    statements.append(f"SET LOCAL search_path = {path}")
-    return "; ".join(statements)
+        settings["statement_timeout"] = str(int(milliseconds))
+    assignments = ", ".join(
+        f"set_config({_literal(name)}, {_literal(value)}, true)" for name, value in settings.items()
+    )
+    return f"SELECT {assignments}"
+
+
+#: How every query transaction begins: a user's query can never write.
+BEGIN_READ_ONLY = "BEGIN READ ONLY"
 
 
 @dataclass(frozen=True)
 class DeferredStatements:
-    """What ``deferred_query_transaction`` left for its caller to send: ``begin``
-    before the caller's first statement, ``end`` (optional) after its last one,
-    each in the same round trip as the caller's own statement."""
+    """What ``deferred_query_transaction`` left for its caller to send before its
+    first statement, in the same round trip (one statement per item)."""
 
-    begin: str = ""
-    end: str = ""
+    begin: tuple[str, ...] = ()
 
 
-def _transaction_settings(query_role: str | None, timeout: float | None, search_path: str) -> str:
+def _transaction_settings(timeout: float | None, search_path: str) -> str:
     milliseconds = max(1, int(timeout * 1000)) if timeout else None
-    return query_settings_sql(query_role, milliseconds, search_path)
+    return query_settings_sql(milliseconds, search_path)
 
 
 def _idle_autocommit(conn: psycopg.Connection[Any]) -> bool:
@@ -241,55 +314,68 @@ def _idle_autocommit(conn: psycopg.Connection[Any]) -> bool:
 def deferred_query_transaction(
     conn: psycopg.Connection[Any],
     *,
-    query_role: str | None,
+    query_role: str,
     timeout: float | None,
     search_path: str,
+    keep_open: bool = False,
 ) -> Iterator[DeferredStatements]:
     """``query_transaction`` for a caller that can carry its statements: nothing
     is sent here; the caller must send ``begin`` ahead of its first statement
-    (``tapd.formats.write_result(prelude=...)``) and may send ``end`` (COMMIT)
-    with its last, which saves two of the four round trips of a small query.
-    On exit a transaction still open is committed (rolled back on exception).
+    (``tapd.formats.write_result(prelude=...)``), which saves a round trip.
 
+    The transaction ends with ROLLBACK (a read-only transaction has nothing to
+    commit, and ROLLBACK also undoes any setting the query changed, even for
+    the session), or stays open with ``keep_open`` for a caller that closes
+    the connection next (one round trip fewer).
+
+    ``conn`` must be logged in as ``query_role`` (``require_query_login``).
     Connections that are not idle in autocommit mode get their settings in a
     (nested) ``conn.transaction()`` and empty statements.
     """
-    settings = _transaction_settings(query_role, timeout, search_path)
+    require_query_login(conn, query_role)
+    settings = _transaction_settings(timeout, search_path)
     if not _idle_autocommit(conn):
         with conn.transaction():
+            conn.execute("SET TRANSACTION READ ONLY")
             conn.execute(settings)
             yield DeferredStatements()
+            raise psycopg.Rollback()
         return
     try:
-        yield DeferredStatements(begin=f"BEGIN; {settings}", end="COMMIT")
+        yield DeferredStatements(begin=(BEGIN_READ_ONLY, settings))
     except BaseException:
         if not conn.closed and not conn.broken:
             with contextlib.suppress(psycopg.Error):
-                conn.rollback()  # nothing when the transaction never began or ended
+                conn.rollback()  # nothing when the transaction never began
         raise
-    conn.commit()  # nothing when ``end`` committed it
+    if not keep_open:
+        conn.rollback()
 
 
 @contextlib.contextmanager
 def query_transaction(
     conn: psycopg.Connection[Any],
     *,
-    query_role: str | None,
+    query_role: str,
     timeout: float | None,
     search_path: str,
 ) -> Iterator[None]:
-    """A read-only transaction under ``query_role`` with ``statement_timeout``
-    (seconds; None or 0: none) and a bare search_path.
+    """A read-only transaction with ``statement_timeout`` (seconds; None or 0:
+    none) and a bare search_path, on ``conn``, which must be logged in as
+    ``query_role`` (``require_query_login``): the query role is never entered
+    by ``SET ROLE``, so it cannot be left.
 
     On an idle autocommit connection BEGIN and the settings go in one round
-    trip (psycopg's ``transaction()`` sends BEGIN on its own), and the
-    transaction ends with COMMIT, or ROLLBACK on any exception.
+    trip, and the transaction ends with ROLLBACK (see
+    ``deferred_query_transaction``).
     """
     with deferred_query_transaction(
         conn, query_role=query_role, timeout=timeout, search_path=search_path
     ) as statements:
         if statements.begin:
-            conn.execute(statements.begin)
+            with conn.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext():
+                for statement in statements.begin:
+                    conn.execute(statement)
         yield
 
 
@@ -331,10 +417,10 @@ def load_request_uploads(
     request: TapRequest,
     config: Config,
     resolve_part: Callable[[str], Path],
-    query_role: str | None,
     cancellation: Cancellation | None = None,
 ) -> tuple[Any, ...]:
-    """The temporary tables of the request's UPLOADs (before the read-only transaction)."""
+    """The temporary tables of the request's UPLOADs (before the read-only transaction),
+    in ``conn``'s own temporary schema: ``conn`` is the query role's session."""
     if not request.uploads:
         return ()
     from tapd.uploads import UploadLimits, load_uploads
@@ -353,7 +439,7 @@ def load_request_uploads(
             request.uploads,
             resolve_part=resolve_part,
             limits=limits,
-            query_role=query_role,
+            query_role=None,  # the session's own tables: no grant needed
         )
 
 
@@ -416,14 +502,16 @@ def error_document(message: str, infos: list[tuple[str, str]]) -> bytes:
 
 @dataclass
 class QuerySession:
-    """Where a job's query runs: the job's own connection (``SET ROLE``) or a
-    second one from ``database.query_dsn``."""
+    """Where a job's query runs: a connection logged in as the query role
+    (``Config.query_conninfo``), never the one that writes the job's row."""
 
     conn: psycopg.Connection[Any]
-    role: str | None
-    #: SQL to send before the job's first statement, in the same round trip
-    #: (the daemon's child names its session after the job this way).
-    prelude: str = ""
+    #: SQL statements to send before the job's first statement, in the same round
+    #: trip (the daemon's child names its session after the job this way).
+    prelude: tuple[str, ...] = ()
+    #: The caller closes ``conn`` after the job: its read-only transaction need
+    #: not be ended first (one round trip fewer).
+    closes_after: bool = False
     #: Where TAP_SCHEMA is read when the daemon's copy lacks a table: the
     #: primary, which knows every published table first (None: ``conn``).
     catalog_conn: psycopg.Connection[Any] | None = None
@@ -482,9 +570,10 @@ def run_job(
         fmt = resolve_format(request.format_name)
         prelude = session.prelude
         if request.uploads and prelude:
-            session.conn.execute(prelude)  # before the uploads, which may take a while
-            prelude = ""
-        uploads = load_request_uploads(session.conn, request, config, resolve_part, session.role)
+            for statement in prelude:  # before the uploads, which may take a while
+                session.conn.execute(statement)
+            prelude = ()
+        uploads = load_request_uploads(session.conn, request, config, resolve_part)
         translation = translate_with_fresh_catalog(
             request, catalog, config, session.catalog_conn or session.conn, uploads
         )
@@ -496,6 +585,7 @@ def run_job(
             try:
                 written = _stage_job_result(
                     session,
+                    config,
                     translation,
                     fmt,
                     staged,
@@ -547,13 +637,14 @@ def run_job(
 
 def _stage_job_result(
     session: QuerySession,
+    config: Config,
     translation: Any,
     fmt: Any,
     staged: Path,
     request: TapRequest,
     infos: list[tuple[str, str]],
     timeout: float | None,
-    prelude: str,
+    prelude: tuple[str, ...],
     progress: Callable[[int, int], None] | None,
     expect: Callable[[int], None] | None,
 ) -> Any:
@@ -562,18 +653,21 @@ def _stage_job_result(
 
     with deferred_query_transaction(
         session.conn,
-        query_role=session.role,
+        query_role=config.query_role,
         timeout=timeout,
         search_path=query_search_path(session.conn),
+        keep_open=session.closes_after,
     ) as transaction:
         if prelude and not transaction.begin:
-            session.conn.execute(prelude)
-        begin = "; ".join(s for s in (prelude, transaction.begin) if s)
+            for statement in prelude:
+                session.conn.execute(statement)
+            prelude = ()
+        begin: tuple[str, ...] = (*prelude, *transaction.begin)
         if expect is not None:
             # the estimate carries the transaction's start: one round trip more
             rows = estimated_rows(session.conn, translation.sql, translation.params, begin)
             expect(rows if request.maxrec is None else min(rows, request.maxrec))
-            begin = ""
+            begin = ()
         try:
             return formats.stage_result_file(
                 session.conn,
@@ -585,24 +679,24 @@ def _stage_job_result(
                 maxrec=request.maxrec,
                 infos=infos,
                 prelude=begin,
-                epilogue=transaction.end,
                 progress=progress,
             )
         except OSError as exc:
             raise _ResultNotWritten(exc, staged) from None
 
 
-def estimated_rows(conn: psycopg.Connection[Any], sql: str, params: Any, prelude: str = "") -> int:
+def estimated_rows(
+    conn: psycopg.Connection[Any], sql: str, params: Any, prelude: Sequence[str] = ()
+) -> int:
     """The rows PostgreSQL's plan expects ``sql`` to return (EXPLAIN: planned,
-    not run), in one round trip with ``prelude``."""
-    from tapd.formats.query import bind_parameters
+    not run), in one round trip with ``prelude`` (the caller's statements, one
+    per item). The EXPLAIN goes alone (``run_alone``): nothing can be stacked
+    before or after ``sql``."""
+    from tapd.formats.query import bind_parameters, run_alone
 
     explain = f"EXPLAIN (FORMAT JSON) {bind_parameters(conn, sql, params).rstrip().rstrip(';')}"
-    with conn.cursor() as cur:
-        cur.execute(";\n".join(s for s in (prelude, explain) if s))  # one simple query
-        while cur.nextset():  # EXPLAIN's is the last result
-            pass
-        row = cur.fetchone()
+    cur = run_alone(conn, prelude, explain)
+    row = cur.fetchone()
     assert row is not None
     return int(row[0][0]["Plan"]["Plan Rows"])
 
@@ -666,7 +760,7 @@ def rehearse(session: QuerySession, config: Config, catalog: Any) -> None:
     translation = translate(request, catalog, config)
     with deferred_query_transaction(  # the statements a job sends (run_job)
         session.conn,
-        query_role=session.role,
+        query_role=config.query_role,
         timeout=5.0,
         search_path=query_search_path(session.conn),
     ) as transaction:
@@ -680,7 +774,6 @@ def rehearse(session: QuerySession, config: Config, catalog: Any) -> None:
             maxrec=1,
             infos=query_infos(request),
             prelude=transaction.begin,
-            epilogue=transaction.end,
         )
 
 
@@ -701,9 +794,10 @@ def run_sync(
 ) -> SyncResult:
     """Run a checked TAP request on ``conn`` and write the result to ``out``.
 
-    ``conn`` is the caller's connection (idle, not in a transaction); the query
-    runs read-only as ``query_role`` (default: the configured one; pass "" when
-    ``conn`` already logs in as the query role). ``timeout`` (default
+    ``conn`` is the caller's connection (idle, not in a transaction), logged in
+    as ``query_role`` (default: the configured one; ``QueryLoginError``
+    otherwise): ``connect_query_session``. The query runs read-only and leaves
+    nothing behind on the session. ``timeout`` (default
     ``limits.sync_execution_duration``) covers the query and the writing: when
     it passes the query is cancelled and ``QueryTimeLimit`` raised. Raises
     ``TapdError`` subclasses for everything the user can fix. Uploaded tables
@@ -712,7 +806,8 @@ def run_sync(
     """
     from tapd import formats
 
-    role = config.query_role if query_role is None else (query_role or None)
+    role = config.query_role if query_role is None else query_role
+    require_query_login(conn, role)
     limit = float(config.sync_execution_duration) if timeout is None else timeout
     fmt = formats.resolve_format(request.format_name)
     stop = cancellation or Cancellation()
@@ -727,7 +822,7 @@ def _run_sync(
     config: Config,
     catalog: Any | None,
     resolve_part: Callable[[str], Path] | None,
-    role: str | None,
+    role: str,
     limit: float,
     fmt: Any,
     stop: Cancellation,
@@ -735,9 +830,7 @@ def _run_sync(
     from tapd import formats
 
     stop.check()
-    uploads = load_request_uploads(
-        conn, request, config, resolve_part or _no_inline_parts, role, stop
-    )
+    uploads = load_request_uploads(conn, request, config, resolve_part or _no_inline_parts, stop)
     timed_out = threading.Event()
     deadline = time.monotonic() + limit if limit else None
     alarm = watchdog().arm(limit, lambda: _cancel_quietly(conn, timed_out)) if limit else None
@@ -767,7 +860,7 @@ def _run_sync(
                             maxrec=request.maxrec,
                             infos=query_infos(request),
                             prelude=transaction.begin,
-                            epilogue=transaction.end,
+                            interrupted=lambda: stop.cancelled or timed_out.is_set(),
                         )
                     break
                 except psycopg.errors.SerializationFailure:
@@ -780,6 +873,9 @@ def _run_sync(
         finally:
             held.release()
         return SyncResult(rows=summary.rows, overflow=summary.overflow, mime_type=fmt.mime_type)
+    except formats.CopyInterrupted:
+        stop.check()
+        raise QueryTimeLimit(limit, "time limit of synchronous queries") from None
     except psycopg.errors.QueryCanceled as exc:
         stop.check()
         if timed_out.is_set() or time_is_up(deadline, time.monotonic()):

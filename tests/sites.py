@@ -52,6 +52,19 @@ CREATE VIEW public.trickle AS
 """
 
 
+def publish_whoami(dsn: str) -> None:
+    """Publish ``public.whoami``: the role a query's session logged in as (``login``)
+    and the role it runs as (``who``)."""
+    from tapd.catalog import publish_table
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE VIEW public.whoami AS"
+            " SELECT session_user::text AS login, current_user::text AS who"
+        )
+        publish_table(conn, "public.whoami", None, "tapd_query")
+
+
 def wait_for(predicate: Callable[[], T], timeout: float, what: str, step: float = 0.02) -> T:
     """The first truthy value of ``predicate()`` within ``timeout`` seconds."""
     end = time.monotonic() + timeout

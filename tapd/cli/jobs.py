@@ -191,6 +191,7 @@ def _initdb(args: argparse.Namespace) -> int:
             _hand_over(conn, args.owner, config.query_role)
         result = initialise_schema(conn, config.schema)
         _ensure_tap_schema(conn, config.query_role)
+        _check_query_login(conn, config.query_role)
     if result.before is None:
         print(f"created tapd schema {config.schema!r} (version {result.after})")
     elif result.before == result.after:
@@ -215,20 +216,29 @@ def _initdb(args: argparse.Namespace) -> int:
 
 
 def _hand_over(conn: Any, owner: str, query_role: str) -> None:
-    """Let ``owner`` run tapd: it may SET ROLE to the query role, and owns what
-    initdb creates from here on (this session continues as ``owner``)."""
+    """Let ``owner`` run tapd: its services (system user ``owner``) may log in as
+    the query role, it may end the query role's sessions, and it owns what initdb
+    creates from here on (this session continues as ``owner``)."""
     import psycopg
     import psycopg.sql
 
     from tapd.catalog import ensure_role
+    from tapd.query_login import grant_query_login, install_peer_map
 
     try:
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [owner]).fetchone():
+            raise psycopg.errors.UndefinedObject(owner)
         ensure_role(conn, query_role)
+        grant_query_login(conn, query_role)
+        # The owner has the query role's privileges (not the other way round): its
+        # daemon and HTTP service cancel and end the sessions of jobs' queries.
         conn.execute(
             psycopg.sql.SQL("GRANT {} TO {}").format(
                 psycopg.sql.Identifier(query_role), psycopg.sql.Identifier(owner)
             )
         )
+        for done in install_peer_map(conn, query_role, system_user=owner):
+            print(f"query login: {done}")
         conn.execute(psycopg.sql.SQL("SET ROLE {}").format(psycopg.sql.Identifier(owner)))
     except psycopg.errors.UndefinedObject:
         raise TapdError(
@@ -236,6 +246,19 @@ def _hand_over(conn: Any, owner: str, query_role: str) -> None:
         ) from None
     except psycopg.errors.InsufficientPrivilege as exc:
         raise TapdError(f"initdb --owner needs a PostgreSQL superuser: {exc}") from None
+
+
+def _check_query_login(conn: Any, query_role: str) -> None:
+    """Warn when the query role cannot log in (set up by ``initdb --owner`` as a superuser)."""
+    row = conn.execute(
+        "SELECT rolcanlogin AND NOT rolsuper FROM pg_roles WHERE rolname = %s", [query_role]
+    ).fetchone()
+    if not row or not row[0]:
+        print(
+            f"tapd: warning: the query role {query_role!r} cannot log in, so no query can run:"
+            " run `tapd initdb --owner OWNER` once as a PostgreSQL superuser (see tapd(8))",
+            file=sys.stderr,
+        )
 
 
 def _ensure_tap_schema(conn: Any, query_role: str) -> None:
@@ -400,7 +423,7 @@ def _result(args: argparse.Namespace) -> int:
 
 def _query(args: argparse.Namespace) -> int:
     from tapd.log import get_logger
-    from tapd.runner import run_sync, tap_request
+    from tapd.runner import connect_query_session, run_sync, tap_request
 
     config = load_cli_config(args)
     grouped: dict[str, list[str]] = {}
@@ -408,7 +431,7 @@ def _query(args: argparse.Namespace) -> int:
         grouped.setdefault(name.upper(), []).append(value)
     request = tap_request(grouped, config)
     with (
-        store_connection(config, application_name="tapd query") as conn,
+        connect_query_session(config, application_name="tapd query") as conn,
         _output(args.output) as out,
     ):
         result = run_sync(conn, request, out, config=config)

@@ -238,26 +238,24 @@ def _cancel_and_close(conn: psycopg.Connection[Any] | None) -> None:
 
 @dataclass
 class _Sessions:
-    """The child's connections: one for the job row, maybe a second for the query."""
+    """The child's connections: one for the job row (the tables' owner), one
+    logged in as the query role for the query (``Config.query_conninfo``)."""
 
     conn: psycopg.Connection[Any] | None
     query_conn: psycopg.Connection[Any] | None
-    role: str | None
 
     @classmethod
     def open(cls, config: Config, application_name: str) -> _Sessions:
         timeouts = LinkTimeouts.of(config)
         conn = connect_direct(config.dsn, application_name=application_name, timeouts=timeouts)
-        if not config.query_dsn:
-            return cls(conn, conn, config.query_role)
         try:
             query_conn = connect_direct(
-                config.query_dsn, application_name=application_name, timeouts=timeouts
+                config.query_conninfo, application_name=application_name, timeouts=timeouts
             )
         except BaseException:
             conn.close()
             raise
-        return cls(conn, query_conn, None)
+        return cls(conn, query_conn)
 
     def sockets(self) -> list[int]:
         return [c.fileno() for c in {id(c): c for c in (self.conn, self.query_conn) if c}.values()]
@@ -331,7 +329,7 @@ def _rehearse(spec: SpareSpec, sessions: _Sessions) -> None:
     """Take a query and a job's ending through the whole path once, unseen, so
     the first real job does not pay for warming this process and its backends."""
     if spec.catalog is not None and sessions.query_conn is not None:
-        rehearse(QuerySession(sessions.query_conn, sessions.role), spec.config, spec.catalog)
+        rehearse(QuerySession(sessions.query_conn), spec.config, spec.catalog)
     if sessions.conn is not None:
         JobStore(sessions.conn, spec.config.schema).rehearse_job(spec.instance)
 
@@ -384,9 +382,13 @@ def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions)
     try:
         interrupts.install()
         assert sessions.conn is not None and sessions.query_conn is not None
+        # The query session is named after the job (how its backend is found), with
+        # its first statement. The job-row session is named too when the query runs
+        # elsewhere (database.query_dsn, e.g. a standby): the job's session on the
+        # primary is then that one.
         naming = _naming_statement(sessions.query_conn, application_name)
-        if sessions.conn is not sessions.query_conn:
-            sessions.conn.execute(naming)  # the query session's rides with its first statement
+        if config.query_dsn:
+            sessions.conn.execute(naming)
         job = assignment.job or _read_claimed_job(sessions.conn, spec, attempt)
         if job is None:
             log.info("job.not_started", job_id=job_id, reason="no longer this runner's")
@@ -394,7 +396,7 @@ def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions)
             return EXIT_DONE
         outcome = run_job(
             job,
-            _query_session(job, sessions, config, naming),
+            _query_session(job, sessions, config, naming, application_name),
             config=config,
             catalog=spec.catalog,
             deadline=assignment.deadline,
@@ -445,20 +447,25 @@ def run_assignment(spec: SpareSpec, assignment: Assignment, sessions: _Sessions)
     return EXIT_DONE
 
 
-def _query_session(job: Job, sessions: _Sessions, config: Config, naming: str) -> QuerySession:
+def _query_session(
+    job: Job, sessions: _Sessions, config: Config, naming: str, application_name: str
+) -> QuerySession:
     """Where the job's query runs: the query connection (``database.query_dsn``,
     e.g. a standby), except for uploads when that is a standby, which refuses
-    their temporary tables: those run on the job store's connection, the primary.
-    TAP_SCHEMA is read on the primary, which knows every published table first."""
+    their temporary tables: those run on the primary, in a session of the query
+    role opened for them. TAP_SCHEMA is read on the primary, which knows every
+    published table first."""
     assert sessions.conn is not None and sessions.query_conn is not None
-    if (
-        sessions.query_conn is not sessions.conn
-        and job.parameters.get("UPLOAD")
-        and in_hot_standby(sessions.query_conn)
-    ):
-        return QuerySession(sessions.conn, config.query_role, prelude=naming)
+    if job.parameters.get("UPLOAD") and in_hot_standby(sessions.query_conn):
+        primary = connect_direct(
+            config.primary_query_conninfo,
+            application_name=application_name,
+            timeouts=LinkTimeouts.of(config),
+        )
+        sessions.query_conn.close()
+        sessions.query_conn = primary
     return QuerySession(
-        sessions.query_conn, sessions.role, prelude=naming, catalog_conn=sessions.conn
+        sessions.query_conn, prelude=(naming,), closes_after=True, catalog_conn=sessions.conn
     )
 
 

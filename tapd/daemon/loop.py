@@ -802,7 +802,7 @@ class RunnerDaemon:
                 return
 
     def _fork_spare(self) -> None:
-        for dsn in (self.config.dsn, self.config.query_dsn):
+        for dsn in (self.config.dsn, self.config.query_conninfo):
             if dsn:
                 with contextlib.suppress(TapdError):
                     dsn_parameters(dsn)  # parsed here once, not in every child

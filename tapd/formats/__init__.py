@@ -5,6 +5,7 @@ The public API (contract in docs/architecture.md): ``resolve_format``,
 ``stage_result_file``, ``write_error_document``.
 """
 
+from tapd.formats.copyout import CopyInterrupted
 from tapd.formats.registry import ResultFormat, UnknownFormat, available_formats, resolve_format
 from tapd.formats.results import (
     ResultFile,
@@ -27,6 +28,7 @@ def warm_up() -> None:
 
 
 __all__ = [
+    "CopyInterrupted",
     "ResultFile",
     "ResultFormat",
     "UnknownFormat",

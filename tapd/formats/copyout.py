@@ -30,7 +30,7 @@ import select
 import threading
 import time
 import weakref
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,8 +244,24 @@ def _binary_row_complete(buffer: bytearray, start: int, end: int) -> bool:
     return position == end
 
 
+class CopyInterrupted(Exception):
+    """The caller asked the query to stop (``interrupted``) before its COPY began."""
+
+
+#: Seconds between the cancel requests of an interrupted COPY (see ``CopyOut``).
+RECANCEL_INTERVAL = 0.25
+
+
 class CopyOut:
-    """One ``COPY ... TO STDOUT`` on a psycopg connection, read in batches."""
+    """One ``COPY ... TO STDOUT`` on a psycopg connection, read in batches.
+
+    ``interrupted`` (optional) says the caller wants the query stopped. PostgreSQL
+    drops a cancel request that arrives while no statement runs (between the
+    statements of a transaction, say), so the caller's own cancel may miss the
+    COPY: it is not started once ``interrupted()`` holds (``CopyInterrupted``),
+    and while waiting for the server the COPY sends a cancel request of its own
+    every ``RECANCEL_INTERVAL`` seconds for as long as ``interrupted()`` holds.
+    """
 
     def __init__(
         self,
@@ -257,6 +273,7 @@ class CopyOut:
         batch_bytes: int = 1 << 20,
         stall_seconds: float | None = None,
         off_socket: bool = True,
+        interrupted: Callable[[], bool] | None = None,
     ) -> None:
         """``stall_seconds``: rows already read are handed over as a (small)
         batch when no more came for that long, so a slow query's rows reach
@@ -270,6 +287,7 @@ class CopyOut:
         self._batch_rows = batch_rows
         self._batch_bytes = batch_bytes
         self._stall = stall_seconds
+        self._interrupted = interrupted
         self._poll = select.poll()
         self._in_copy = False
         self._rows_over = False  # libpq has read the COPY's end (only its results are left)
@@ -281,7 +299,20 @@ class CopyOut:
     def _wait(self, event: int, timeout: float | None = None) -> None:
         self._poll.register(self._pgconn.socket, event)
         try:
-            self._poll.poll(None if timeout is None else max(1, int(timeout * 1000)))
+            if self._interrupted is None:
+                self._poll.poll(None if timeout is None else max(1, int(timeout * 1000)))
+                return
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                step = RECANCEL_INTERVAL
+                if deadline is not None:
+                    step = min(step, deadline - time.monotonic())
+                if self._poll.poll(max(1, int(step * 1000))):
+                    return
+                if self._interrupted():
+                    self._pgconn.get_cancel().cancel()
+                if deadline is not None and time.monotonic() >= deadline:
+                    return
         finally:
             self._poll.unregister(self._pgconn.socket)
 
@@ -326,10 +357,17 @@ class CopyOut:
             self._conn.execute(statement).fetchone()
 
     def start(self) -> None:
-        """Send the statement; return when rows flow (errors found before that raise here)."""
+        """Send the statement; return when rows flow (errors found before that raise here).
+
+        The statement goes alone through the extended protocol (Parse takes one
+        statement): text stacked after the COPY is refused, never run.
+        """
         from tapd.formats import copysocket
 
-        if self._off_socket and copysocket.usable(self._conn):
+        if self._interrupted is not None and self._interrupted():
+            raise CopyInterrupted()
+        # An interruptible COPY is read through libpq, whose waits re-send the cancel.
+        if self._off_socket and self._interrupted is None and copysocket.usable(self._conn):
             self._socket_copy = copysocket.SocketCopy(
                 self._conn,
                 self._statement,
@@ -341,7 +379,7 @@ class CopyOut:
             self._in_copy = True
             return
         self._grow_input_buffer()
-        self._pgconn.send_query(self._statement.encode(self._conn.info.encoding))
+        self._pgconn.send_query_params(self._statement.encode(self._conn.info.encoding), None)
         while self._pgconn.flush() != 0:
             self._wait(select.POLLOUT)
         try:

@@ -3,11 +3,11 @@
 libpq hands over a COPY one row per call: on a narrow table the client then
 spends more CPU per row (a foreign call, ~0.3 µs) than PostgreSQL spends
 producing it. On a plain connection (no TLS or GSS encryption; libpq idle
-with nothing unread) this module sends the statement as a protocol Query
-message itself and reads the answer in large ``recv`` chunks; the CopyData
-messages of a chunk are framed with numpy (a candidate start is checked
-against the length of the message before it, all at once), so no Python
-work is done per row. A thread receives while the caller works on what
+with nothing unread) this module sends the statement itself, alone through
+the extended protocol (``extended_query``), and reads the answer in large
+``recv`` chunks; the CopyData messages of a chunk are framed with numpy (a
+candidate start is checked against the length of the message before it, all
+at once), so no Python work is done per row. A thread receives while the caller works on what
 came before (``_Receiver``): the server sends at its own pace, as to
 ``psql``, instead of waiting on a full socket buffer for the writer.
 
@@ -206,6 +206,25 @@ class _Receiver(threading.Thread):
         os.close(self._wake_write)
 
 
+def _message_bytes(kind: bytes, body: bytes) -> bytes:
+    return _HEADER.pack(kind, 4 + len(body)) + body
+
+
+def extended_query(statement: bytes) -> bytes:
+    """``statement`` as the extended protocol's Parse, Bind, Execute and Sync messages
+    (unnamed statement and portal, no parameters, text results). Parse takes exactly
+    one statement: text stacked before or after it is refused, never run, where a
+    simple Query message would run every statement it holds."""
+    return b"".join(
+        (
+            _message_bytes(b"P", b"\0" + statement + b"\0" + struct.pack("!h", 0)),
+            _message_bytes(b"B", b"\0\0" + struct.pack("!hhh", 0, 0, 0)),
+            _message_bytes(b"E", b"\0" + struct.pack("!i", 0)),
+            _message_bytes(b"S", b""),
+        )
+    )
+
+
 class SocketCopy:
     """One COPY read off the socket; the same interface as ``CopyOut``'s libpq reading."""
 
@@ -324,8 +343,7 @@ class SocketCopy:
         """Send the statement; return when rows flow (errors found before that raise here)."""
         self._socket = socket.socket(fileno=os.dup(self._pgconn.socket))
         self._socket.setblocking(False)
-        text = self._statement.encode(self._conn.info.encoding) + b"\0"
-        self._send(_HEADER.pack(b"Q", 4 + len(text)) + text)
+        self._send(extended_query(self._statement.encode(self._conn.info.encoding)))
         self._reader = _Receiver(self._socket, min(self._chunk, _RECEIVE_SIZE))
         self._reader.start()
         try:

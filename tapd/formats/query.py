@@ -118,28 +118,47 @@ def describe_statement(bound_sql: str) -> str:
     return f"SELECT * FROM ({inner}) AS d WHERE false"
 
 
+def run_alone(
+    conn: psycopg.Connection[Any], statements: Sequence[str], query: str
+) -> psycopg.Cursor[Any]:
+    """Run ``statements`` (the caller's own), then ``query`` alone; the cursor of ``query``.
+
+    Each goes through the extended protocol, whose Parse message takes exactly
+    one statement: whatever text ``query`` holds, nothing can be stacked
+    before or after it (``RESET ROLE; ...``, ``...; COMMIT; ...``), which a
+    simple-protocol query string would run. With libpq's pipeline mode they
+    all go in one round trip.
+    """
+    if psycopg.Pipeline.is_supported():
+        with conn.pipeline():
+            for statement in statements:
+                conn.execute(statement)
+            cur = conn.execute(query)
+        return cur
+    if statements:  # libpq < 14: the caller's statements in a round trip of their own
+        conn.execute(";\n".join(statements))
+    # binary results make psycopg use the extended protocol even without parameters
+    cur = conn.cursor(binary=True)
+    cur.execute(query)
+    return cur
+
+
 def describe(
     conn: psycopg.Connection[Any],
     bound_sql: str,
     columns: Sequence[ColumnMeta],
     *,
-    prelude: str = "",
+    prelude: Sequence[str] = (),
 ) -> tuple[Cell, ...]:
     """The writers' view of each result column (needs the types PostgreSQL returns).
 
-    ``bound_sql`` has its parameters inlined (``bind_parameters``). The same
-    round trip runs ``prelude`` (the caller's statements, if any) and fixes
-    the transaction's output settings (``output_settings_sql``).
+    ``bound_sql`` has its parameters inlined (``bind_parameters``) and goes to
+    PostgreSQL alone (``run_alone``); the same round trip runs ``prelude``
+    (the caller's statements, one per item) and fixes the transaction's output
+    settings (``output_settings_sql``).
     """
-    query = describe_statement(bound_sql)
-    statements = (
-        [prelude, output_settings_sql(), query] if prelude else [output_settings_sql(), query]
-    )
-    with conn.cursor() as cur:
-        cur.execute(";\n".join(statements))  # no parameters: one simple query
-        while cur.nextset():  # the describe query is the last result
-            pass
-        oids = [column.type_code for column in cur.description or ()]
+    described = run_alone(conn, [*prelude, output_settings_sql()], describe_statement(bound_sql))
+    oids = [column.type_code for column in described.description or ()]
     if len(oids) != len(columns):
         raise ValueError(f"the query returns {len(oids)} columns but {len(columns)} are described")
     names = type_names(conn, oids)

@@ -91,8 +91,8 @@ def write_result(
     maxrec: int | None,
     infos: Infos | None = None,
     batch_rows: int = 10000,
-    prelude: str = "",
-    epilogue: str = "",
+    prelude: Sequence[str] = (),
+    interrupted: Callable[[], bool] | None = None,
     progress: Progress | None = None,
 ) -> WriteSummary:
     """Run ``sql`` on ``conn`` (inside the caller's transaction) and write the result to ``out``.
@@ -100,10 +100,13 @@ def write_result(
     Errors before any output raise with nothing written; errors after raise
     too, once the writer has ended its document as well as the format allows.
 
-    ``prelude`` and ``epilogue`` are the caller's own SQL statements, sent in
-    the same round trips as the writer's first statement (before it) and as
-    the COPY (after it; they run only if the COPY succeeds), e.g. the
-    transaction's BEGIN and settings, and its COMMIT.
+    ``sql`` reaches PostgreSQL only alone, through the extended protocol (in
+    the describe statement and in the COPY), so no text in it can run a
+    statement of its own. ``prelude`` holds the caller's own SQL statements
+    (one per item), sent in the same round trip as the writer's first
+    statement, before it: e.g. the transaction's BEGIN and settings.
+    ``interrupted``: says the caller wants the query stopped (see ``CopyOut``;
+    ``CopyInterrupted`` when that is before the COPY began).
 
     ``progress(rows, bytes)`` is told what has been written after each batch
     (rows that arrive slowly are handed over after ``PROGRESS_STALL`` seconds).
@@ -111,7 +114,8 @@ def write_result(
     bound_sql = bind_parameters(conn, sql, params)
     # the describe round trip also carries the caller's prelude and, on a new
     # connection, the long value that lets the COPY be read in large chunks
-    prelude = "; ".join(s for s in (prelude, input_buffer_statement(conn)) if s)
+    grow = input_buffer_statement(conn)
+    prelude = [*prelude, grow] if grow else list(prelude)
     cells = describe(conn, bound_sql, columns, prelude=prelude)  # also the output settings
     writer = make_writer(fmt, cells, infos)
     statement = copy_statement(
@@ -121,14 +125,13 @@ def write_result(
         writer.copy_options,
         limit=None if maxrec is None else maxrec + 1,
     )
-    if epilogue:
-        statement = f"{statement};\n{epilogue}"
     copy = CopyOut(
         conn,
         statement,
         mode=writer.copy_mode,
         batch_rows=batch_rows,
         stall_seconds=PROGRESS_STALL if progress is not None else None,
+        interrupted=interrupted,
     )
     copy.start()
     rows = 0
@@ -172,14 +175,13 @@ def stage_result_file(
     maxrec: int | None,
     infos: Infos | None = None,
     batch_rows: int = 10000,
-    prelude: str = "",
-    epilogue: str = "",
+    prelude: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> ResultFile:
     """Write the whole result to ``path`` (a temporary name of the caller's) and
     fsync it; ``filename`` of the answer is the name it is meant to have once the
-    caller renames it into place (``result.<ext>``). ``prelude``, ``epilogue``
-    and ``progress`` as for ``write_result``.
+    caller renames it into place (``result.<ext>``). ``prelude`` and ``progress``
+    as for ``write_result``.
 
     On any error the file is removed and the error re-raised (an ``OSError``
     when the disk is full or the directory unwritable).
@@ -198,7 +200,6 @@ def stage_result_file(
                 infos=infos,
                 batch_rows=batch_rows,
                 prelude=prelude,
-                epilogue=epilogue,
                 progress=progress,
             )
             out.flush()

@@ -165,8 +165,9 @@ def open_service(config: Config, metrics: ServiceMetrics) -> TapService:
     control_size = max(2, int(config.pool_size) - sync_slots)
     bounds = link_parameters(config.dsn, timeouts)
     pool = _pool(config.dsn, control_size, "tapd http", bounds)
-    # User queries go to database.query_dsn (e.g. the standbys) when it is set.
-    query_dsn = config.query_dsn or config.dsn
+    # /sync queries log in as the query role, never as the tables' owner, on
+    # database.query_dsn (e.g. the standbys) when it is set
+    query_dsn = config.query_conninfo
     sync_pool = _pool(query_dsn, sync_slots, "tapd http sync", link_parameters(query_dsn, timeouts))
     waiter = PhaseWaiter(
         config.dsn,

@@ -26,11 +26,15 @@ log = get_logger(component="http")
 
 
 def check_database(config: Config) -> None:
-    """Refuse to start (one line, ``TapdError``) without a reachable, current job store
-    or with an examples file that cannot be read."""
+    """Refuse to start (one line, ``TapdError``) without a reachable, current job store,
+    when /sync's sessions cannot log in as the query role, or with an examples file
+    that cannot be read."""
+    from tapd.runner import connect_query_session
+
     timeouts = LinkTimeouts.of(config)
     with connect(config.dsn, application_name="tapd http", timeouts=timeouts) as conn:
         require_current_schema(conn, config.schema)
+    connect_query_session(config, application_name="tapd http sync").close()
     # A broken examples file is the operator's to fix: one line now, not a failed start-up.
     read_examples(examples_file(str(config.examples)))
 

@@ -87,12 +87,6 @@ class TapService:
             return self._catalog
 
     @property
-    def sync_query_role(self) -> str | None:
-        """The role /sync queries set: none ("") on ``database.query_dsn``
-        connections (their login role is the restricted one), else the query role."""
-        return "" if self.config.query_dsn else None
-
-    @property
     def jobs_dir(self) -> Path:
         return Path(self.config.jobs_dir)
 

@@ -132,7 +132,7 @@ async def _run_in_slot(
             raise UploadError(f"UPLOAD refers to param:{name}, but no such part was sent")
         return part.path
 
-    def run_on(conn: psycopg.Connection[Any], role: str | None, out: BinaryIO) -> None:
+    def run_on(conn: psycopg.Connection[Any], out: BinaryIO) -> None:
         run_sync(
             conn,
             tap,
@@ -140,20 +140,24 @@ async def _run_in_slot(
             config=config,
             catalog=service.catalog(conn),
             resolve_part=resolve_part,
-            query_role=role,
             cancellation=cancellation,
         )
 
     def run_with_retry(out: BinaryIO) -> None:
+        from tapd.runner import connect_query_session
+
         for attempt in (1, 2):
             with service.sync_pool.connection() as conn:
                 try:
                     if tap.uploads and in_hot_standby(conn):
-                        # A standby refuses the uploads' temporary tables: the primary.
-                        with service.pool.connection() as primary:
-                            run_on(primary, None, out)
+                        # A standby refuses the uploads' temporary tables: the
+                        # primary, still logged in as the query role.
+                        with connect_query_session(
+                            config, application_name="tapd http sync", primary=True
+                        ) as primary:
+                            run_on(primary, out)
                     else:
-                        run_on(conn, service.sync_query_role, out)
+                        run_on(conn, out)
                     return
                 except psycopg.OperationalError:
                     # A pooled connection that died with a PostgreSQL restart and

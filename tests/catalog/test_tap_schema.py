@@ -84,14 +84,18 @@ def test_ensure_tap_schema_is_idempotent(conn: psycopg.Connection) -> None:
     assert conn.execute("SELECT count(*) FROM tap_schema.tables").fetchone() == (5,)
 
 
-def test_query_role_is_created_nologin_and_can_read_tap_schema(conn: psycopg.Connection) -> None:
+def test_query_role_is_created_to_log_in_and_can_read_tap_schema(
+    conn: psycopg.Connection,
+) -> None:
+    """User queries log in as the query role (it is their session's own role)."""
     ensure_tap_schema(conn, "fresh_role")
     assert conn.execute(
-        "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'fresh_role'"
-    ).fetchone() == (False,)
-    with conn.transaction():
-        conn.execute("SET LOCAL ROLE fresh_role")
-        assert conn.execute("SELECT count(*) FROM tap_schema.columns").fetchone()[0] > 0
+        "SELECT rolcanlogin, rolsuper FROM pg_roles WHERE rolname = 'fresh_role'"
+    ).fetchone() == (True, False)
+    conninfo = psycopg.conninfo.make_conninfo(conn.info.dsn, user="fresh_role")
+    with psycopg.connect(conninfo) as query_session:
+        tables = query_session.execute("SELECT count(*) FROM tap_schema.columns").fetchone()
+        assert tables is not None and tables[0] > 0
 
 
 def test_publish_takes_types_indexes_and_comments_from_postgresql(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tapd.store import JobPhase
 from tapd.store.migrate import schema_file_version
 from tests.cli.conftest import Done
-from tests.sites import DaemonProcess, Site
+from tests.sites import DaemonProcess, Site, publish_whoami
 
 
 def one_line_error(done: Done | subprocess.CompletedProcess[str]) -> str:
@@ -143,6 +144,26 @@ def test_unreachable_database_is_one_line_and_a_non_zero_exit(
     done = tapd(*args, config=config)
     assert "cannot connect to PostgreSQL" in one_line_error(done)
     assert done.returncode == 3
+
+
+def test_query_logs_in_as_the_query_role(site: Site, site_tapd) -> None:
+    publish_whoami(site.dsn)
+    done = site_tapd("query", "SELECT login, who FROM public.whoami", "--format", "csv")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["login,who", "tapd_query,tapd_query"]
+
+
+def test_a_query_role_that_cannot_log_in_is_one_line(site: Site, site_tapd) -> None:
+    """(``tapd run`` keeps running: its spares report the refusal, see tests/daemon.)"""
+    with psycopg.connect(site.dsn, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS tapd_nologin")
+        conn.execute("CREATE ROLE tapd_nologin NOLOGIN")
+    site.write_config(database={"query_role": "tapd_nologin"})
+    done = site_tapd("query", "SELECT 1")
+    line = one_line_error(done)
+    assert "not permitted to log in" in line and "'tapd_nologin'" in line, line
+    assert "QUERY LOGIN in tapd(8)" in line
+    assert done.returncode == 2
 
 
 def test_daemon_without_schema_says_to_run_initdb(dsn: str, tmp_path: Path, tapd) -> None:

@@ -132,7 +132,10 @@ def test_spares_that_cannot_connect_are_reported_and_their_slots_unusable_until_
     fixed: str,
 ) -> None:
     site = faulty_site
-    site.write_config(database={"query_dsn": f"{site.dsn} user={spare_role}"})
+    # the spares' query sessions log in as spare_role, which is then the query role
+    site.write_config(
+        database={"query_dsn": f"{site.dsn} user={spare_role}", "query_role": spare_role}
+    )
     with site.store() as store:
         store.conn.execute(f"ALTER ROLE {spare_role} {broken}")
     daemon = daemons()  # its own connection works: it starts, and says what is wrong

@@ -7,7 +7,7 @@ import json
 import psycopg
 
 from tapd.store import JobPhase
-from tests.sites import DaemonProcess, Site
+from tests.sites import DaemonProcess, Site, publish_whoami
 
 
 def test_queued_job_completes_with_its_result_file(site: Site, daemon: DaemonProcess) -> None:
@@ -69,3 +69,14 @@ def test_jobs_beyond_the_slots_wait_and_run_as_slots_free(
     jobs = [site.wait_phase(job_id) for job_id in ids]
     assert {j.phase for j in jobs} == {JobPhase.COMPLETED}
     assert {j.attempts for j in jobs} == {1}
+
+
+def test_the_query_runs_in_a_session_logged_in_as_the_query_role(
+    site: Site, daemon: DaemonProcess
+) -> None:
+    """Not SET ROLE in a session of the tables' owner, which RESET ROLE would return to."""
+    publish_whoami(site.dsn)
+    job = site.wait_phase(site.submit("SELECT login, who FROM public.whoami", RESPONSEFORMAT="csv"))
+    assert job.phase == JobPhase.COMPLETED, job.error
+    lines = (site.jobs_dir / job.job_id / job.results[0].filename).read_text().splitlines()
+    assert lines == ["login,who", "tapd_query,tapd_query"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import signal
 import threading
 import time
@@ -12,7 +11,7 @@ import psycopg
 import pytest
 
 from tapd.formats import binarycopy
-from tapd.formats.copyout import CopyOut
+from tapd.formats.copyout import CopyInterrupted, CopyOut
 
 BIG = 700_000  # larger than the reader's buffer with batch_bytes=1024
 
@@ -144,14 +143,24 @@ def test_rows_of_a_slow_query_come_as_they_arrive_when_asked(
     assert sum(eager) == 4 and len(eager) >= 2
 
 
-def test_statements_after_the_copy_leave_the_transaction_as_the_server_has_it(
-    conn: psycopg.Connection[Any], off_socket: bool
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "COPY (SELECT i FROM generate_series(1, 10) AS i) TO STDOUT; COMMIT",
+        "COMMIT; COPY (SELECT 1) TO STDOUT",
+        "COPY (SELECT 1) TO STDOUT; SET SESSION AUTHORIZATION DEFAULT",
+    ],
+)
+def test_statements_stacked_with_the_copy_are_refused_and_the_connection_stays_usable(
+    conn: psycopg.Connection[Any], off_socket: bool, sql: str
 ) -> None:
-    """A COMMIT sent with the COPY (as /sync does) ends the transaction for psycopg too."""
-    sql = "COPY (SELECT i FROM generate_series(1, 10) AS i) TO STDOUT; COMMIT"
-    rows = sum(b.rows for b in CopyOut(conn, sql, mode="lines", off_socket=off_socket).batches())
-    assert rows == 10
-    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    """The COPY goes alone (the extended protocol), read through libpq or off the socket:
+    the server refuses the text as a whole, runs none of it, and says so."""
+    with pytest.raises(psycopg.errors.SyntaxError, match="multiple commands"):
+        CopyOut(conn, sql, mode="lines", off_socket=off_socket).start()
+    # a COMMIT that ran would have ended the transaction
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
+    conn.rollback()
     assert conn.execute("SELECT 3").fetchone() == (3,)
 
 
@@ -193,21 +202,6 @@ def test_a_copy_left_while_the_server_still_sends_leaves_the_connection_usable(
     assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
 
 
-def test_settings_the_copy_restores_are_known_to_psycopg_after_it(
-    tables_dsn: str, off_socket: bool
-) -> None:
-    """A COMMIT sent with the COPY undoes the transaction's SET LOCAL DateStyle: psycopg
-    reads dates in the session's style afterwards, as the server sends them."""
-    with psycopg.connect(tables_dsn, autocommit=True) as conn:
-        conn.execute("SET DateStyle = 'SQL, DMY'")
-        conn.execute("BEGIN")
-        conn.execute("SET LOCAL DateStyle = 'ISO, YMD'")
-        sql = "COPY (SELECT 1) TO STDOUT; COMMIT"
-        assert sum(b.rows for b in CopyOut(conn, sql, off_socket=off_socket).batches()) == 1
-        assert conn.info.parameter_status("DateStyle") == "SQL, DMY"
-        assert conn.execute("SELECT date '2024-01-02'").fetchone() == (dt.date(2024, 1, 2),)
-
-
 class _Alarm(Exception):
     pass
 
@@ -241,3 +235,26 @@ def test_a_signal_handler_raising_while_the_query_runs_stops_it(
     assert time.monotonic() - started < 30
     conn.rollback()
     assert conn.execute("SELECT 5").fetchone() == (5,)
+
+
+def test_an_interrupted_copy_is_not_started(conn: psycopg.Connection[Any]) -> None:
+    copy = CopyOut(conn, "COPY (SELECT pg_sleep(60)) TO STDOUT", interrupted=lambda: True)
+    with pytest.raises(CopyInterrupted):
+        copy.start()
+    assert conn.execute("SELECT 1").fetchone() == (1,)  # nothing was sent
+
+
+def test_an_interrupted_copy_cancels_itself_when_a_cancel_was_missed(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """PostgreSQL drops a cancel that arrives between statements; the COPY sends its own."""
+    stop = threading.Event()
+    copy = CopyOut(conn, "COPY (SELECT 1 FROM pg_sleep(60)) TO STDOUT", interrupted=stop.is_set)
+    # as if the caller's cancel had reached the server too early: no cancel request
+    threading.Timer(0.5, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        list(copy.batches())
+    assert time.monotonic() - started < 30  # generous: expected within RECANCEL_INTERVAL
+    conn.rollback()
+    assert conn.execute("SELECT 1").fetchone() == (1,)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -165,9 +165,11 @@ def start_service(
     settings: dict[str, str] | None = None,
     daemon: bool = False,
     sample_rows: int | None = None,
+    prepare: Callable[[str], None] | None = None,
 ) -> RunningService:
     """Database ``name`` with tapd's schema (and the demo catalog of ``sample_rows`` stars),
-    then ``tapd serve`` (and ``tapd run``)."""
+    ``prepare(dsn)`` when given (e.g. tables to publish before the service first reads
+    TAP_SCHEMA), then ``tapd serve`` (and ``tapd run``)."""
     dsn = create_database(pg_cluster, name)
     jobs_dir = workdir / "jobs"
     jobs_dir.mkdir(parents=True)
@@ -194,6 +196,8 @@ def start_service(
 
         with psycopg.connect(dsn, autocommit=True) as conn:
             create_sample_catalog(conn, sample_rows, "tapd_query")
+    if prepare is not None:
+        prepare(dsn)
     processes = []
     if daemon:
         runner_log = (log_dir / "runner.log").open("wb")

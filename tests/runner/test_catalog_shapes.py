@@ -75,6 +75,14 @@ def conn(stars_dsn: str) -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
+@pytest.fixture
+def query_conn(stars_dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """A session logged in as the query role, as /sync's are."""
+    conninfo = psycopg.conninfo.make_conninfo(stars_dsn, user=QUERY_ROLE)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        yield conn
+
+
 @pytest.fixture(scope="module")
 def uploads(stars_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> dict[int, Any]:
     """The uploaded positions of each size: (array, VOTable file)."""
@@ -184,10 +192,14 @@ def assert_same_rows(got: list[tuple[Any, ...]], expected: list[tuple[Any, ...]]
 
 @pytest.mark.parametrize("shape", SHAPES, ids=[s.name for s in SHAPES])
 def test_tapd_returns_the_rows_of_the_hand_written_sql(
-    conn: psycopg.Connection[Any], config: Config, uploads: dict[int, Any], shape: Any
+    conn: psycopg.Connection[Any],
+    query_conn: psycopg.Connection[Any],
+    config: Config,
+    uploads: dict[int, Any],
+    shape: Any,
 ) -> None:
     upload = uploads[shape.upload_rows] if shape.upload_rows else None
-    got = tapd_rows(conn, config, shape, upload[1] if upload else None)
+    got = tapd_rows(query_conn, config, shape, upload[1] if upload else None)
     if upload is not None:
         load_hand_upload(conn, upload[0])
     expected = hand_rows(conn, shape)

@@ -40,8 +40,10 @@ def test_a_user_query_runs_without_jit_inlining_and_optimisation(dsn: str, tmp_p
             config,
         )
         out = io.BytesIO()
-        run_sync(conn, request, out, config=config, catalog=load_catalog(conn))
+    conninfo = psycopg.conninfo.make_conninfo(dsn, user=config.query_role)
+    with psycopg.connect(conninfo, autocommit=True) as query_session:  # as /sync's
+        run_sync(query_session, request, out, config=config, catalog=load_catalog(query_session))
         (row,) = list(csv.DictReader(io.StringIO(out.getvalue().decode())))
         assert row == {"jit": "on", "inline_above": "-1", "optimize_above": "-1"}
         # the connection's own settings are untouched afterwards
-        assert conn.execute("SHOW jit_optimize_above_cost").fetchone() == ("500000",)
+        assert query_session.execute("SHOW jit_optimize_above_cost").fetchone() == ("500000",)

@@ -1,5 +1,6 @@
-"""run_sync: the query runs read-only, as the query role, under its time limit, and the
-caller's connection comes back idle with none of those settings left on it."""
+"""run_sync: the query runs read-only, in a session logged in as the query role, under its
+time limit, and the caller's connection comes back idle with none of those settings left
+on it."""
 
 from __future__ import annotations
 
@@ -46,8 +47,15 @@ def config(site: Site) -> Config:
 
 
 @pytest.fixture
-def conn(site: Site) -> Iterator[psycopg.Connection[Any]]:
+def owner(site: Site) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(site.dsn, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def conn(config: Config) -> Iterator[psycopg.Connection[Any]]:
+    """A session logged in as the query role, as /sync and ``tapd query`` use."""
+    with psycopg.connect(config.query_conninfo, autocommit=True) as conn:
         yield conn
 
 
@@ -100,11 +108,27 @@ def test_connection_is_idle_and_reusable_after_a_query_fails_while_rows_flow(
     ]
 
 
-def test_connection_is_idle_after_the_transaction_set_up_fails(
-    conn: psycopg.Connection[Any], config: Config
+def test_connection_is_idle_after_the_query_cannot_be_described(
+    conn: psycopg.Connection[Any], config: Config, owner: psycopg.Connection[Any]
 ) -> None:
-    with pytest.raises(QueryFailed, match="no_such_role"):
-        query_csv(conn, config, "SELECT x FROM public.numbers", query_role="no_such_role")
+    catalog = load_catalog(conn)
+    owner.execute("REVOKE SELECT ON public.numbers FROM tapd_query")
+    with pytest.raises(QueryFailed, match="permission denied"):
+        query_csv(conn, config, "SELECT x FROM public.numbers", catalog=catalog)
+    assert_idle_and_unchanged(conn)
+
+
+def test_settings_the_query_changed_do_not_outlive_it(
+    conn: psycopg.Connection[Any], config: Config, owner: psycopg.Connection[Any]
+) -> None:
+    """A query's transaction ends with ROLLBACK, which undoes even session-level changes."""
+    owner.execute(
+        "CREATE FUNCTION public.meddle() RETURNS int LANGUAGE sql"
+        " AS $$SELECT length(set_config('statement_timeout', '1', false))$$"
+    )
+    owner.execute("CREATE VIEW public.meddling AS SELECT public.meddle() AS n")
+    publish_table(owner, "public.meddling", None, "tapd_query")
+    assert len(query_csv(conn, config, "SELECT n FROM public.meddling")) == 2
     assert_idle_and_unchanged(conn)
 
 
@@ -117,19 +141,21 @@ def test_connection_is_idle_after_the_time_limit_stops_the_query(
     assert_idle_and_unchanged(conn)
 
 
-def test_the_query_cannot_write(conn: psycopg.Connection[Any], config: Config) -> None:
+def test_the_query_cannot_write(
+    conn: psycopg.Connection[Any], config: Config, owner: psycopg.Connection[Any]
+) -> None:
     """Even a function with side effects reached through a published view is refused."""
-    conn.execute("CREATE TABLE public.victims AS SELECT 1 AS x")
-    conn.execute("GRANT ALL ON public.victims TO tapd_query")
-    conn.execute(
+    owner.execute("CREATE TABLE public.victims AS SELECT 1 AS x")
+    owner.execute("GRANT ALL ON public.victims TO tapd_query")
+    owner.execute(
         "CREATE FUNCTION public.wipe() RETURNS int LANGUAGE sql"
         " AS 'DELETE FROM public.victims RETURNING 1'"
     )
-    conn.execute("CREATE VIEW public.wiper AS SELECT public.wipe() AS n")
-    publish_table(conn, "public.wiper", None, "tapd_query")
+    owner.execute("CREATE VIEW public.wiper AS SELECT public.wipe() AS n")
+    publish_table(owner, "public.wiper", None, "tapd_query")
     with pytest.raises(QueryFailed, match="read-only transaction"):
         query_csv(conn, config, "SELECT n FROM public.wiper")
-    assert conn.execute("SELECT count(*) FROM public.victims").fetchone() == (1,)
+    assert owner.execute("SELECT count(*) FROM public.victims").fetchone() == (1,)
 
 
 def test_a_cancel_from_outside_is_not_reported_as_the_time_limit(

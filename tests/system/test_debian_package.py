@@ -48,7 +48,10 @@ INSERT INTO demo.stars
 CREATE FUNCTION demo.slowly(n integer) RETURNS integer
     LANGUAGE sql VOLATILE AS 'SELECT n FROM pg_sleep(0.5)';
 CREATE VIEW demo.slow AS SELECT demo.slowly(g) AS n FROM generate_series(1, 100000) AS g;
+CREATE VIEW demo.whoami AS SELECT session_user::text AS login, current_user::text AS who;
 """
+#: Which role a query's session logged in as, and which it runs as.
+WHOAMI = "SELECT login, who FROM demo.whoami"
 
 
 # -- helpers ---------------------------------------------------------------
@@ -213,11 +216,49 @@ def test_operator_prepares_database_and_configuration(container: BootedContainer
     say("operator: createuser/createdb tapd, tapd initdb --owner tapd, tapd publish, tapd.toml")
     container.run("runuser", "-u", "postgres", "--", "createuser", "tapd")
     container.run("runuser", "-u", "postgres", "--", "createdb", "--owner", "tapd", "tapd")
-    container.run("runuser", "-u", "postgres", "--", "tapd", "initdb", "--owner", "tapd")
+    initdb = container.run("runuser", "-u", "postgres", "--", "tapd", "initdb", "--owner", "tapd")
+    # user queries log in as tapd_query: initdb maps the system user tapd to it
+    assert "query login: added 'local tapd tapd_query peer map=tapd'" in initdb.stdout, initdb
+    assert "query login: added 'tapd tapd tapd_query'" in initdb.stdout, initdb
+    login = container.run(
+        "runuser",
+        "-u",
+        "tapd",
+        "--",
+        "psql",
+        "-XAtq",
+        "-U",
+        "tapd_query",
+        "-d",
+        "tapd",
+        "-c",
+        "SELECT session_user",
+    )
+    assert login.stdout.strip() == "tapd_query"
+    refused = container.run(
+        "runuser",
+        "-u",
+        "tapd",
+        "--",
+        "psql",
+        "-XAtq",
+        "-U",
+        "tapd_query",
+        "-d",
+        "tapd",
+        "-c",
+        "SET ROLE tapd",
+        check=False,
+    )
+    assert refused.returncode != 0 and "permission denied" in refused.stderr, refused
+    # a second initdb (an upgrade) finds the map in place and adds nothing
+    again = container.run("runuser", "-u", "postgres", "--", "tapd", "initdb", "--owner", "tapd")
+    assert "query login: added" not in again.stdout, again
     container.psql(DEMO_DATA)
-    for table in ("demo.stars", "demo.slow"):
+    for table in ("demo.stars", "demo.slow", "demo.whoami"):
         container.run("runuser", "-u", "tapd", "--", "tapd", "publish", table)
     edit_config(container, CONFIG_CHANGES)
+    say("the system user tapd logs in as tapd_query (peer map added by initdb), not back to tapd")
 
 
 def test_services_start_and_are_active(container: BootedContainer, say: Log) -> None:
@@ -284,6 +325,23 @@ def test_fits_and_sync_results_work_in_the_sandbox(container: BootedContainer, s
     )
     assert sync["status"] == 200 and len(str(sync["body"]).splitlines()) == 6, sync["body"]
     say("FITS result of an async job and a CSV /sync answer, both from the sandboxed services")
+
+
+def test_queries_run_logged_in_as_the_query_role(container: BootedContainer, say: Log) -> None:
+    sync = http(
+        container,
+        "POST",
+        f"{TAP}/sync",
+        {"REQUEST": "doQuery", "LANG": "ADQL", "QUERY": WHOAMI, "RESPONSEFORMAT": "csv"},
+    )
+    assert str(sync["body"]).splitlines() == ["login,who", "tapd_query,tapd_query"], sync
+    job = submit(container, WHOAMI, RESPONSEFORMAT="csv")
+    assert wait_phase(container, job, FINAL_PHASES, timeout=60) == "COMPLETED"
+    result = http(container, "GET", f"{job}/results/result")
+    assert str(result["body"]).splitlines() == ["login,who", "tapd_query,tapd_query"], result
+    query = container.run("runuser", "-u", "tapd", "--", "tapd", "query", WHOAMI, "--format", "csv")
+    assert query.stdout.splitlines() == ["login,who", "tapd_query,tapd_query"], query
+    say("/sync, an async job and tapd query all ran logged in as tapd_query")
 
 
 def test_reload_rereads_configuration_and_keeps_running_job(
