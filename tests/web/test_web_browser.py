@@ -21,11 +21,25 @@ SLOW_QUERY = "SELECT COUNT(*) AS n FROM demo.stars AS a, demo.stars AS b, demo.s
 def until(driver: Any, condition: Any, timeout: float = TIMEOUT) -> Any:
     """``condition(driver)`` once truthy; elements replaced meanwhile (the job page swaps its
     content, a form post loads a new page) only mean: look again."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        WebDriverException,
+    )
     from selenium.webdriver.support.ui import WebDriverWait
 
+    def looked_at(d: Any) -> Any:
+        try:
+            return condition(d)
+        except WebDriverException as exc:
+            # Chromium may report an element swapped out while it was read this way
+            # rather than as a stale element (seen on a loaded machine)
+            if "does not belong to the document" in str(exc):
+                return False
+            raise
+
     ignored = (StaleElementReferenceException, NoSuchElementException)
-    return WebDriverWait(driver, timeout, 0.2, ignored_exceptions=ignored).until(condition)
+    return WebDriverWait(driver, timeout, 0.2, ignored_exceptions=ignored).until(looked_at)
 
 
 def by_css(driver: Any, selector: str) -> Any:
