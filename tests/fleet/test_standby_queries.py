@@ -45,8 +45,11 @@ def test_async_queries_run_on_the_standby(fleet: Fleet) -> None:
     job_id = submit(app.url, "SELECT x FROM public.sleepy")
     try:
         name = f"tapd job {job_id}"
-        running = wait_until(lambda: active_queries(fleet, standby, name), 60, "the query")
-        assert any("sleepy" in query for query in running)
+        wait_until(  # past the statements before it (settings, estimate, describe)
+            lambda: [q for q in active_queries(fleet, standby, name) if "sleepy" in q],
+            60,
+            "the query",
+        )
         assert not any("sleepy" in q for q in active_queries(fleet, primary, name))
     finally:
         httpx.post(f"{app.url}/async/{job_id}/phase", data={"PHASE": "ABORT"}, timeout=30)
@@ -68,10 +71,13 @@ def test_sync_queries_run_on_the_standby(fleet: Fleet) -> None:
         )
     )
     request.start()
-    running = wait_until(
-        lambda: active_queries(fleet, standby, "tapd http sync"), 60, "the /sync query"
+    # the request's session runs a few statements before the query itself (catalog,
+    # settings, describe), each on its own: wait for the query
+    wait_until(
+        lambda: [q for q in active_queries(fleet, standby, "tapd http sync") if "sleepy" in q],
+        60,
+        "the /sync query",
     )
-    assert any("sleepy" in query for query in running)
     with psycopg.connect(fleet.node_dsn(standby), autocommit=True) as conn:
         conn.execute(
             "SELECT pg_cancel_backend(pid) FROM pg_stat_activity"
