@@ -366,14 +366,14 @@ class CopyOut:
 
         if self._interrupted is not None and self._interrupted():
             raise CopyInterrupted()
-        # An interruptible COPY is read through libpq, whose waits re-send the cancel.
-        if self._off_socket and self._interrupted is None and copysocket.usable(self._conn):
+        if self._off_socket and copysocket.usable(self._conn):
             self._socket_copy = copysocket.SocketCopy(
                 self._conn,
                 self._statement,
                 mode=self._mode,
                 batch_bytes=self._batch_bytes,
                 stall_seconds=self._stall,
+                interrupted=self._interrupted,
             )
             self._socket_copy.start()
             self._in_copy = True

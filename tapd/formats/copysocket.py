@@ -33,7 +33,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ from psycopg import pq
 from tapd.formats.copyout import (
     BINARY_HEADER_SIZE,
     BINARY_ROW_PREFIX,
+    RECANCEL_INTERVAL,
     Batch,
     _psycopg_libpq,
 )
@@ -236,10 +237,13 @@ class SocketCopy:
         mode: str,
         batch_bytes: int,
         stall_seconds: float | None = None,
+        interrupted: Callable[[], bool] | None = None,
     ) -> None:
-        """``stall_seconds`` as for ``CopyOut``: rows that came are handed over when no more
-        came for that long."""
+        """``stall_seconds`` and ``interrupted`` as for ``CopyOut``: rows that came are
+        handed over when no more came for that long; while nothing comes and
+        ``interrupted()`` holds, a cancel request goes out every ``RECANCEL_INTERVAL``."""
         self._conn = conn
+        self._interrupted = interrupted
         self._pgconn = conn.pgconn
         self._statement = statement
         self._mode = mode
@@ -277,9 +281,8 @@ class SocketCopy:
     def _receive(self, timeout: float | None = None) -> None:
         """Take what the server sent (at least one byte, or nothing after ``timeout``
         seconds), keeping unhandled bytes."""
-        assert self._reader is not None
         try:
-            received = self._reader.take(timeout)
+            received = self._take(timeout)
         except queue.Empty:
             return
         if received is None:
@@ -293,6 +296,27 @@ class SocketCopy:
             self._buffer.extend(bytes(max(needed, 2 * len(self._buffer)) - len(self._buffer)))
         self._buffer[self._end : needed] = received
         self._end = needed
+
+    def _take(self, timeout: float | None) -> bytes | None:
+        """The receiver's next bytes (None: connection lost; ``queue.Empty`` after ``timeout``).
+        An interrupted COPY re-sends its cancel while it waits: PostgreSQL drops one that
+        came between statements."""
+        assert self._reader is not None
+        if self._interrupted is None:
+            return self._reader.take(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = RECANCEL_INTERVAL
+            if deadline is not None:
+                step = max(0.0, min(step, deadline - time.monotonic()))
+            try:
+                return self._reader.take(step)
+            except queue.Empty:
+                pass
+            if self._interrupted():
+                self._pgconn.get_cancel().cancel()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise queue.Empty
 
     def _lost(self) -> psycopg.OperationalError:
         self._close()

@@ -245,11 +245,13 @@ def test_an_interrupted_copy_is_not_started(conn: psycopg.Connection[Any]) -> No
 
 
 def test_an_interrupted_copy_cancels_itself_when_a_cancel_was_missed(
-    conn: psycopg.Connection[Any],
+    conn: psycopg.Connection[Any], off_socket: bool
 ) -> None:
-    """PostgreSQL drops a cancel that arrives between statements; the COPY sends its own."""
+    """PostgreSQL drops a cancel that arrives between statements; the COPY sends its own
+    (also read off the socket, as /sync reads its COPY)."""
     stop = threading.Event()
-    copy = CopyOut(conn, "COPY (SELECT 1 FROM pg_sleep(60)) TO STDOUT", interrupted=stop.is_set)
+    statement = "COPY (SELECT 1 FROM pg_sleep(60)) TO STDOUT"
+    copy = CopyOut(conn, statement, interrupted=stop.is_set, off_socket=off_socket)
     # as if the caller's cancel had reached the server too early: no cancel request
     threading.Timer(0.5, stop.set).start()
     started = time.monotonic()
