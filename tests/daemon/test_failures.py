@@ -17,7 +17,10 @@ def running(site: Site, job_id: str) -> int:
         job = site.job(job_id)
         if job.runner_pid is None:
             return None
-        active = [s for s in site.sessions(job_id) if s["state"] == "active"]
+        # the job's row session and its query session share the job's name, and the query
+        # session runs a few statements (settings, estimate, describe) before the query's COPY
+        sessions = site.sessions(job_id)
+        active = [s for s in sessions if s["state"] == "active" and "COPY" in (s["query"] or "")]
         return job.runner_pid if active else None
 
     return wait_for(started, 30, f"job {job_id} to run its query")
